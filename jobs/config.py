@@ -1,0 +1,102 @@
+"""Settings from the environment and Airflow connections; the one place defaults live.
+
+Resolution order for the warehouse URL: an explicit `--warehouse` argument, then the
+`AIRFLOW_CONN_CRM_WAREHOUSE` environment variable (the same connection the DAGs use), then a
+DuckDB file under `./data/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+WAREHOUSE_CONN_ID = "crm_warehouse"
+WAREHOUSE_ENV = "AIRFLOW_CONN_CRM_WAREHOUSE"
+LAKE_ENV = "CRM_METRICS_LAKE"
+DATA_DIR_ENV = "CRM_METRICS_DATA"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV, "data"))
+
+
+def default_warehouse_url() -> str:
+    return f"duckdb:///{(data_dir() / 'warehouse.duckdb').as_posix()}"
+
+
+def warehouse_url(explicit: str | None = None) -> str:
+    """The warehouse URL: argument, then environment, then the embedded DuckDB default."""
+    if explicit:
+        return explicit
+    env = os.environ.get(WAREHOUSE_ENV)
+    if env:
+        return _from_airflow_conn(env)
+    return default_warehouse_url()
+
+
+def _from_airflow_conn(value: str) -> str:
+    """Accept an Airflow connection as URI or JSON; return a plain URL."""
+    value = value.strip()
+    if value.startswith("{"):
+        import json
+
+        conn = json.loads(value)
+        ctype = conn.get("conn_type", "postgres")
+        if ctype == "duckdb":
+            return f"duckdb:///{conn.get('host') or conn.get('schema')}"
+        auth = conn.get("login") or ""
+        if conn.get("password"):
+            auth += ":" + conn["password"]
+        host = conn.get("host", "localhost") + (f":{conn['port']}" if conn.get("port") else "")
+        return f"postgresql://{auth + '@' if auth else ''}{host}/{conn.get('schema', '')}"
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://") :]
+    return value
+
+
+def lake_root(explicit: str | None = None) -> str:
+    """Where extracted partitions and mart files live: a local folder by default."""
+    return explicit or os.environ.get(LAKE_ENV) or str(data_dir() / "lake")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+_SECRET_IN_TEXT = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+
+
+def mask_secrets(text: str, *secrets: str | None) -> str:
+    """Remove passwords embedded in URLs and any listed secret from a message."""
+    text = _SECRET_IN_TEXT.sub(r"\1***\3", text)
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Run parameters an analyst may override per run (DAG params / CLI flags)."""
+
+    quarantine_max_rate: float = 0.01
+    row_count_band: float = 0.5
+    lapse_days: int = 180
+    active_days: int = 90
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, object] | None) -> Thresholds:
+        values = values or {}
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown run parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in values.items()})  # type: ignore[call-arg]

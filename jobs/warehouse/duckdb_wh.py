@@ -1,0 +1,104 @@
+"""DuckDB: the embedded default warehouse (a single file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from jobs.warehouse.base import Warehouse, WarehouseError, check_ident, quote_ident
+from schemas.types import Table
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+    placeholder = "?"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.split("duckdb://", 1)[1]
+        # duckdb:///abs/path and duckdb:///rel/path both mean a path after the third slash
+        self.path = Path(path[1:] if path.startswith("/") and not path.startswith("//") else path)
+        if url.startswith("duckdb:////"):
+            self.path = Path("/" + path.lstrip("/"))
+        self.threads: int | None = None
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            raise WarehouseError(
+                f"cannot open DuckDB warehouse {self.path}: {exc}. Another process may hold it open "
+                "for writing; DuckDB allows one writer at a time."
+            ) from exc
+        try:
+            if self.threads:
+                conn.execute(f"SET threads = {int(self.threads)}")
+            yield conn
+        finally:
+            conn.close()
+
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        rows = self.query(
+            "SELECT column_name, lower(data_type) FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def load_arrow(self, conn: Any, schema: str, table: Table, data: pa.Table | Iterable[pa.RecordBatch]) -> int:
+        total = 0
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        target = quote_ident(schema, table.name)
+        cols = ", ".join(quote_ident(c) for c in table.column_names)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            conn.register("_crm_batch", batch)
+            try:
+                conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _crm_batch")
+            finally:
+                conn.unregister("_crm_batch")
+            total += batch.num_rows
+        return total
+
+    def load_parquet(self, conn: Any, schema: str, table: Table, files: Sequence[Path]) -> int:
+        if not files:
+            return 0
+        cols = ", ".join(quote_ident(c) for c in table.column_names)
+        before = conn.execute(f"SELECT count(*) FROM {quote_ident(schema, table.name)}").fetchone()[0]
+        conn.execute(
+            f"INSERT INTO {quote_ident(schema, table.name)} ({cols}) SELECT {cols} FROM read_parquet(?)",
+            [[str(f) for f in files]],
+        )
+        after = conn.execute(f"SELECT count(*) FROM {quote_ident(schema, table.name)}").fetchone()[0]
+        return int(after - before)
+
+    def export_parquet(
+        self,
+        select_sql: str,
+        params: Sequence[Any],
+        table: Table,
+        dest: Path,
+        partition_column: str | None,
+    ) -> int:
+        dest.mkdir(parents=True, exist_ok=True)
+        with self.connect() as conn:
+            if partition_column:
+                check_ident(partition_column)
+                cur = conn.execute(
+                    f"COPY ({select_sql}) TO ? (FORMAT parquet, PARTITION_BY ({partition_column}), "
+                    "OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part-{i}')",
+                    [*params, str(dest)],
+                )
+            else:
+                cur = conn.execute(f"COPY ({select_sql}) TO ? (FORMAT parquet)", [*params, str(dest / "part-0.parquet")])
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
