@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="duckdb:///path/file.duckdb or postgresql://user@host:port/db "
             "(default: $AIRFLOW_CONN_CRM_WAREHOUSE, else duckdb:///data/warehouse.duckdb)",
         )
-        p.set_defaults(_subcommand=name)
+        p.set_defaults(_subcommand=name, command=name)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -84,19 +84,52 @@ def mask_secrets(text: str, *secrets: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """Run parameters an analyst may override per run (DAG params / CLI flags)."""
+class RunParams:
+    """Parameters an analyst may set per run (DAG params, `crm-metrics run --param k=v`).
 
+    Every field has a safe default; docs list them in the README.
+    """
+
+    full_refresh: bool = False
+    # quality gate
     quarantine_max_rate: float = 0.01
-    row_count_band: float = 0.5
-    lapse_days: int = 180
+    row_count_min_ratio: float = 0.2
+    row_count_max_ratio: float = 5.0
+    freshness_days: int = 7
+    max_order_amount: float = 100_000.0
+    company_start: str | None = None
+    # segments
+    lapse_days: int = 365
     active_days: int = 90
+    development_days: int = 365
+    decline_gap_factor: float = 2.0
+    supporter_min_repeat: int = 3
+    supporter_min_month_share: float = 0.25
+    partner_max_decile: int = 2
+    partner_min_tenure_days: int = 365
+    kotler_profit_threshold: float | None = None
+    kotler_loyalty_threshold: float | None = None
 
     @classmethod
-    def from_mapping(cls, values: dict[str, object] | None) -> Thresholds:
-        values = values or {}
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(values) - known
+    def from_mapping(cls, values: dict[str, object] | None) -> RunParams:
+        """Build from DAG params / CLI pairs; unknown names and bad values are errors."""
+        values = {k: v for k, v in (values or {}).items() if v is not None and v != ""}
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown run parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in values.items()})  # type: ignore[call-arg]
+            raise ValueError(f"unknown run parameter(s) {unknown}; known: {sorted(known)}")
+        out: dict[str, object] = {}
+        for name, raw in values.items():
+            default = getattr(cls, name)
+            kind = type(default) if default is not None else (float if "threshold" in name else str)
+            try:
+                if kind is bool:
+                    out[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+                else:
+                    out[name] = kind(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"run parameter {name}={raw!r}: expected {kind.__name__}") from None
+        return cls(**out)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

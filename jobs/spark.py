@@ -51,11 +51,12 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     )
     if not master.startswith("local"):
         builder = builder.config("spark.driver.host", os.environ.get("CRM_METRICS_DRIVER_HOST", "127.0.0.1"))
+    log_config = Path(__file__).with_name("log4j2.properties")
+    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
     jars = [j for j in JDBC_JAR_CANDIDATES if Path(j).exists()]
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
     for key, value in (extra or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
     return spark

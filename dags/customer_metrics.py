@@ -1,0 +1,119 @@
+"""customer_metrics: transactions -> customer relationship marts, one snapshot per day.
+
+Wiring only: each task calls one step of jobs.pipeline. The run's logical date is the snapshot
+date; the daily data interval [D, D+1) is the extraction window, and the run starts after it ends.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+
+from jobs.config import RunParams
+
+MART_NAMES = (
+    "customer_profitability",
+    "customer_rfm",
+    "customer_segments",
+    "cohort_retention",
+    "channel_economics",
+    "customer_movements",
+    "portfolio_summary",
+    "portfolio_breakdown",
+    "whale_curve",
+)
+MART_ASSETS = [Asset(name=f"crm_marts.{m}", uri=f"crm-metrics://marts/{m}") for m in MART_NAMES]
+
+_DEFAULTS = RunParams()
+PARAMS = {
+    "full_refresh": Param(_DEFAULTS.full_refresh, type="boolean", description="Extract all history up to the snapshot and replace the lake's partitions."),
+    "quarantine_max_rate": Param(_DEFAULTS.quarantine_max_rate, type="number", minimum=0, maximum=1, description="Fail the run when more than this share of the run's rows is quarantined."),
+    "row_count_min_ratio": Param(_DEFAULTS.row_count_min_ratio, type="number", minimum=0, description="Fail when the day's rows fall below this multiple of the recent daily mean."),
+    "row_count_max_ratio": Param(_DEFAULTS.row_count_max_ratio, type="number", minimum=0, description="Fail when the day's rows exceed this multiple of the recent daily mean."),
+    "freshness_days": Param(_DEFAULTS.freshness_days, type="integer", minimum=0, description="Fail when no order was updated within this many days before the snapshot."),
+    "max_order_amount": Param(_DEFAULTS.max_order_amount, type="number", minimum=0, description="Orders above this gross amount are quarantined as absurd."),
+    "company_start": Param(None, type=["null", "string"], description="YYYY-MM-DD; events before it are quarantined (default: first customer signup)."),
+    "lapse_days": Param(_DEFAULTS.lapse_days, type="integer", minimum=1, description="Days without a purchase after which a customer is lapsed."),
+    "active_days": Param(_DEFAULTS.active_days, type="integer", minimum=1, description="A customer whose last purchase is this recent counts as active."),
+    "development_days": Param(_DEFAULTS.development_days, type="integer", minimum=1, description="Tenure below which a repeat customer is in development."),
+    "decline_gap_factor": Param(_DEFAULTS.decline_gap_factor, type="number", minimum=1, description="Overdue by this multiple of the own mean gap = decline."),
+    "kotler_profit_threshold": Param(None, type=["null", "number"], description="Profit split for the Kotler quadrants (default: median)."),
+    "kotler_loyalty_threshold": Param(None, type=["null", "number"], description="Loyalty-score split for the Kotler quadrants (default: median)."),
+}
+
+
+# Local runs (crm-metrics run) shorten the delay; production keeps minutes.
+RETRY_DELAY = timedelta(seconds=int(os.environ.get("CRM_METRICS_RETRY_DELAY_SECONDS", "300")))
+
+
+def _step(step: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Run a pipeline step; failures that a retry cannot fix (bad data, missing input) fail at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.pipeline import PERMANENT_ERRORS, run_step
+
+    try:
+        return run_step(step, _ctx(context))
+    except PERMANENT_ERRORS as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _ctx(context: dict[str, Any]) -> Any:
+    from jobs.pipeline import RunContext
+
+    return RunContext.create(
+        snapshot=context["logical_date"].date(),
+        run_id=context["run_id"],
+        params={k: v for k, v in context["params"].items() if k in RunParams.__dataclass_fields__},
+    )
+
+
+@dag(
+    dag_id="customer_metrics",
+    description="Customer profitability, RFM, segments, cohorts and channel economics per daily snapshot.",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "crm-data", "retries": 2, "retry_delay": RETRY_DELAY},
+    params=PARAMS,
+    tags=["crm", "metrics", "spark"],
+    doc_md=__doc__,
+)
+def customer_metrics() -> None:
+    @task
+    def extract(**context: Any) -> dict[str, Any]:
+        return _step("extract", context)
+
+    @task
+    def validate_raw(**context: Any) -> dict[str, Any]:
+        return _step("validate_raw", context)
+
+    @task
+    def build_marts(**context: Any) -> dict[str, Any]:
+        return _step("build_marts", context)
+
+    @task
+    def validate_marts(**context: Any) -> dict[str, Any]:
+        return _step("validate_marts", context)
+
+    @task(outlets=MART_ASSETS)
+    def publish(**context: Any) -> dict[str, Any]:
+        return _step("publish", context)
+
+    @task(trigger_rule="all_done", retries=0)
+    def record(**context: Any) -> dict[str, Any]:
+        from jobs.pipeline import record_step
+
+        summary = record_step(_ctx(context))
+        if summary["outcome"] != "success":
+            raise RuntimeError(f"run failed at {summary['failed_step']}: {summary['message']}")
+        return summary
+
+    extract() >> validate_raw() >> build_marts() >> validate_marts() >> publish() >> record()
+
+
+customer_metrics()

@@ -1,0 +1,236 @@
+"""Per-customer metrics as of a snapshot date: summary, profitability, RFM, segments.
+
+Ranks, deciles and quintiles use exact window ranks (`row_number` / `ntile` over all customers).
+That is one sort of the customer table in a single partition: exact, and cheap next to the
+customer-day aggregation (1M customers sort in seconds). Ties are broken by customer_id so that
+reruns give identical tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.metrics.orders import MONEY
+
+DAYS_PER_WEEK = 7.0
+
+
+@dataclass(frozen=True)
+class SegmentRules:
+    """Thresholds for lifecycle stages, the loyalty ladder and the Kotler quadrants.
+
+    Every field is a run parameter (see jobs.config / the DAG params) and documented in
+    schemas/marts.py.
+    """
+
+    lapse_days: int = 365
+    active_days: int = 90
+    development_days: int = 365
+    decline_gap_factor: float = 2.0
+    supporter_min_repeat: int = 3
+    supporter_min_month_share: float = 0.25
+    partner_max_decile: int = 2
+    partner_min_tenure_days: int = 365
+    kotler_profit_threshold: float | None = None  # None: median of net profit over buyers
+    kotler_loyalty_threshold: float | None = None  # None: median of loyalty_score over buyers
+
+
+def snapshot_end(snapshot: date) -> Column:
+    """Exclusive end of the snapshot day as a timestamp literal (UTC)."""
+    return F.lit((snapshot + timedelta(days=1)).isoformat()).cast("timestamp")
+
+
+def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
+    """One row per customer with any activity up to the snapshot: money totals, purchase days,
+    first/last purchase, spend and gap statistics, and the lifetimes-style fields.
+
+    One shuffle: the window that finds the gap between purchase days shares its partitioning
+    by customer with the aggregation that follows.
+    """
+    by_customer = Window.partitionBy("customer_id").orderBy("activity_date")
+    purchase_day = F.col("is_purchase_day")
+    # The previous purchase day: the last non-null purchase date in the rows before this one.
+    last_purchase_before = F.last(F.when(purchase_day, F.col("activity_date")), ignorenulls=True).over(
+        by_customer.rowsBetween(Window.unboundedPreceding, -1)
+    )
+    days = customer_day.withColumn(
+        "gap_days",
+        F.when(purchase_day, F.datediff("activity_date", last_purchase_before)),
+    ).withColumn(
+        "new_month",
+        F.when(
+            purchase_day,
+            (F.trunc(last_purchase_before, "month").isNull())
+            | (F.trunc(last_purchase_before, "month") != F.trunc("activity_date", "month")),
+        ),
+    )
+    spend = F.when(purchase_day, F.col("net_revenue"))
+    spend_d = spend.cast("double")
+    purchase_date = F.when(purchase_day, F.col("activity_date"))
+    s = days.groupBy("customer_id").agg(
+        F.sum("orders").alias("orders"),
+        F.sum("purchase_orders").alias("purchase_orders"),
+        F.sum(purchase_day.cast("int")).alias("purchase_days"),
+        F.sum(F.col("new_month").cast("int")).alias("active_months"),
+        F.sum("gross_revenue").cast(MONEY).alias("gross_revenue"),
+        F.sum("discount").cast(MONEY).alias("discounts"),
+        F.sum("refund").cast(MONEY).alias("refunds"),
+        F.sum("net_revenue").cast(MONEY).alias("revenue"),
+        F.sum("cogs").cast(MONEY).alias("cogs"),
+        F.sum("shipping_cost").cast(MONEY).alias("shipping_cost"),
+        F.sum("interaction_cost").cast(MONEY).alias("interaction_cost"),
+        F.sum("discounted_gross").cast(MONEY).alias("discounted_gross"),
+        F.sum("interactions").alias("interactions"),
+        F.sum("complaints").alias("complaints"),
+        F.sum("satisfaction_sum").alias("satisfaction_sum"),
+        F.sum("satisfaction_count").alias("satisfaction_count"),
+        F.min(purchase_date).alias("first_purchase_date"),
+        F.max(purchase_date).alias("last_purchase_date"),
+        F.sum(spend).cast(MONEY).alias("purchase_spend"),
+        F.min_by(spend, purchase_date).alias("first_day_spend"),
+        F.avg(spend_d).alias("spend_mean"),
+        F.stddev_pop(spend_d).alias("spend_std"),
+        F.avg(F.col("gap_days").cast("double")).alias("gap_mean_days"),
+        F.stddev_pop(F.col("gap_days").cast("double")).alias("gap_std_days"),
+    )
+    snap = F.lit(snapshot.isoformat()).cast("date")
+    frequency = (F.col("purchase_days") - 1).cast("int")
+    bought = F.col("purchase_days") > 0
+    return s.select(
+        "*",
+        F.when(bought, frequency).alias("frequency"),
+        F.when(bought, F.datediff("last_purchase_date", "first_purchase_date") / DAYS_PER_WEEK).alias("recency"),
+        F.when(bought, F.datediff(snap, "first_purchase_date") / DAYS_PER_WEEK).alias("T"),
+        F.when(
+            bought,
+            F.when(
+                frequency > 0,
+                (F.col("purchase_spend") - F.col("first_day_spend")).cast("double") / frequency,
+            ).otherwise(F.lit(0.0)),
+        ).alias("monetary_value"),
+        F.when(bought, F.datediff(snap, "last_purchase_date")).alias("days_since_last_purchase"),
+        F.when(bought, F.datediff(snap, "first_purchase_date")).alias("tenure_days"),
+    )
+
+
+def customer_base(customers: DataFrame, summary: DataFrame, snapshot: date) -> DataFrame:
+    """One row per customer known at the snapshot (signed up by then, or with activity by then),
+    with their acquisition attributes and activity summary (nulls -> zero for money)."""
+    known = customers.where(F.col("signup_at") < snapshot_end(snapshot))
+    active_ids = summary.select("customer_id")
+    population = known.select("customer_id").unionByName(active_ids).distinct()
+    base = population.join(customers, "customer_id", "left").join(summary, "customer_id", "left")
+    zero = F.lit(0).cast(MONEY)
+    money_cols = [
+        "gross_revenue", "discounts", "refunds", "revenue", "cogs", "shipping_cost",
+        "interaction_cost", "discounted_gross", "purchase_spend",
+    ]
+    count_cols = ["orders", "purchase_orders", "purchase_days", "active_months", "interactions", "complaints"]
+    return base.select(
+        *[c for c in base.columns if c not in money_cols + count_cols + ["acquisition_cost"]],
+        F.coalesce(F.col("acquisition_cost").cast(MONEY), zero).alias("acquisition_cost"),
+        *[F.coalesce(F.col(c), zero).alias(c) for c in money_cols],
+        *[F.coalesce(F.col(c), F.lit(0)).cast("int").alias(c) for c in count_cols],
+    )
+
+
+def customer_profitability(base: DataFrame, snapshot: date) -> DataFrame:
+    """One row per customer per snapshot date: revenue, costs, margins, profit rank and decile.
+
+    Cost to serve = shipping + interaction costs. Net profit = gross margin - cost to serve;
+    `net_profit_after_acquisition` also subtracts the customer's acquisition cost.
+    """
+    gross_margin = (F.col("revenue") - F.col("cogs")).cast(MONEY)
+    cost_to_serve = (F.col("shipping_cost") + F.col("interaction_cost")).cast(MONEY)
+    p = base.select(
+        "customer_id",
+        "acquisition_channel",
+        "orders",
+        "purchase_orders",
+        "purchase_days",
+        "first_purchase_date",
+        "last_purchase_date",
+        "gross_revenue",
+        "discounts",
+        "refunds",
+        "revenue",
+        "cogs",
+        gross_margin.alias("gross_margin"),
+        "shipping_cost",
+        "interaction_cost",
+        cost_to_serve.alias("cost_to_serve"),
+        "acquisition_cost",
+        (gross_margin - cost_to_serve).cast(MONEY).alias("net_profit"),
+        (gross_margin - cost_to_serve - F.col("acquisition_cost")).cast(MONEY).alias("net_profit_after_acquisition"),
+    )
+    by_profit = Window.orderBy(F.col("net_profit").desc(), F.col("customer_id"))
+    return p.select(
+        F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),
+        "*",
+        F.row_number().over(by_profit).alias("profit_rank"),
+        F.ntile(10).over(by_profit).alias("profit_decile"),
+    )
+
+
+RFM_SEGMENTS: tuple[tuple[str, str, str], ...] = (
+    # (segment, R scores, F scores) -- the widely used R/F segment map
+    ("Champions", "5", "45"),
+    ("Loyal", "34", "45"),
+    ("Potential loyalists", "45", "23"),
+    ("New", "5", "1"),
+    ("Promising", "4", "1"),
+    ("Need attention", "3", "3"),
+    ("About to sleep", "3", "12"),
+    ("At risk", "12", "34"),
+    ("Can't lose", "12", "5"),
+    ("Hibernating", "12", "12"),
+)
+
+
+def rfm_segment(r: Column, f: Column) -> Column:
+    expr = None
+    for name, rs, fs in RFM_SEGMENTS:
+        cond = r.isin([int(x) for x in rs]) & f.isin([int(x) for x in fs])
+        expr = F.when(cond, F.lit(name)) if expr is None else expr.when(cond, F.lit(name))
+    assert expr is not None
+    return expr
+
+
+def customer_rfm(base: DataFrame, snapshot: date) -> DataFrame:
+    """One row per customer with at least one purchase, per snapshot date.
+
+    frequency / recency / T / monetary_value follow the lifetimes conventions (weeks = days / 7).
+    RFM quintiles: R on days since the last purchase (fewer days score higher), F on frequency
+    (ties broken by rank, as pandas rank(method='first')), M on mean spend per purchase occasion.
+    """
+    buyers = base.where(F.col("purchase_days") > 0)
+    spend_cv = F.when(F.col("spend_mean") > 0, F.col("spend_std") / F.col("spend_mean"))
+    gap_cv = F.when(F.col("gap_mean_days") > 0, F.col("gap_std_days") / F.col("gap_mean_days"))
+    avg_spend = (F.col("purchase_spend").cast("double") / F.col("purchase_days")).alias("avg_occasion_spend")
+    r = buyers.select(
+        "customer_id",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "days_since_last_purchase",
+        "purchase_days",
+        avg_spend,
+        spend_cv.alias("spend_cv"),
+        F.col("gap_mean_days"),
+        gap_cv.alias("gap_cv"),
+    )
+    r_score = F.ntile(5).over(Window.orderBy(F.col("days_since_last_purchase").desc(), F.col("customer_id")))
+    f_score = F.ntile(5).over(Window.orderBy(F.col("frequency"), F.col("customer_id")))
+    m_score = F.ntile(5).over(Window.orderBy(F.col("avg_occasion_spend"), F.col("customer_id")))
+    scored = r.select("*", r_score.alias("r_score"), f_score.alias("f_score"), m_score.alias("m_score"))
+    return scored.select(
+        F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),
+        "*",
+        F.concat(F.col("r_score").cast("string"), F.col("f_score").cast("string"), F.col("m_score").cast("string")).alias("rfm_cell"),
+        rfm_segment(F.col("r_score"), F.col("f_score")).alias("rfm_segment"),
+    )

@@ -1,0 +1,1 @@
+"""Data-quality gates: row-level rules (quarantine) and Great Expectations suites."""

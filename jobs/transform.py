@@ -1,0 +1,99 @@
+"""Build every metric mart for one snapshot from the lake, and write them back to the lake."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.lake import Lake
+from jobs.metrics import channels, cohorts, customers, movements, portfolio, segments
+from jobs.metrics.customer_day import customer_day
+from jobs.metrics.orders import order_facts
+from jobs.quality import rules
+from jobs.snapshot_inputs import SnapshotInputs
+from schemas.marts import METRIC_MARTS
+from schemas.types import Table, spark_type_ddl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuiltMarts:
+    marts: dict[str, DataFrame]
+    cached: list[DataFrame]
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
+
+
+def conform(df: DataFrame, table: Table) -> DataFrame:
+    """Columns in contract order and type; a missing or extra column is a bug, so it fails here."""
+    missing = [c for c in table.column_names if c not in df.columns]
+    extra = [c for c in df.columns if c not in table.column_names]
+    if missing or extra:
+        raise RuntimeError(f"mart {table.name}: columns missing {missing}, unexpected {extra}")
+    return df.select(*[F.col(c.name).cast(spark_type_ddl(c.type)).alias(c.name) for c in table.columns])
+
+
+def build_marts(inputs: SnapshotInputs, snapshot: date, seg_rules: customers.SegmentRules) -> BuiltMarts:
+    """All metric marts as DataFrames (lazy). customer_day and the customer base are cached: every
+    mart reads them."""
+    orders = rules.valid(inputs.orders)
+    items = rules.valid(inputs.order_items)
+    interactions = rules.valid(inputs.interactions)
+    facts = order_facts(orders, items)
+    days = customer_day(facts, interactions).persist(StorageLevel.MEMORY_AND_DISK)
+    summary = customers.customer_summary(days, snapshot)
+    base = customers.customer_base(inputs.customers, summary, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
+    profitability = customers.customer_profitability(base, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
+    rfm = customers.customer_rfm(base, snapshot)
+    prefs = segments.preferences(facts, items, inputs.products)
+    segs = segments.customer_segments(
+        base, profitability, prefs, segments.referrals_made(inputs.customers), snapshot, seg_rules
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    months = cohorts.customer_month(days)
+    cohort_of = cohorts.customer_cohort(base)
+    retention = cohorts.cohort_retention(months, cohort_of, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
+    marts = {
+        "customer_profitability": profitability,
+        "customer_rfm": rfm,
+        "customer_segments": segs,
+        "cohort_retention": retention,
+        "channel_economics": channels.channel_economics(retention, inputs.marketing_spend, snapshot),
+        "customer_movements": movements.customer_movements(months, cohort_of, snapshot),
+        "portfolio_summary": portfolio.portfolio_summary(profitability, segs, snapshot, seg_rules.active_days),
+        "portfolio_breakdown": portfolio.portfolio_breakdown(profitability, segs, snapshot),
+        "whale_curve": portfolio.whale_curve(profitability, snapshot),
+    }
+    by_name = {t.name: t for t in METRIC_MARTS}
+    return BuiltMarts(
+        marts={name: conform(df, by_name[name]) for name, df in marts.items()},
+        cached=[days, base, profitability, segs, retention],
+    )
+
+
+def write_marts(spark: SparkSession, lake: Lake, snapshot: date, built: BuiltMarts) -> dict[str, int]:
+    """Write each mart's snapshot partition: staged, then renamed into place. Returns row counts."""
+    counts: dict[str, int] = {}
+    for name, df in built.marts.items():
+        parent = lake.mart_table(name)
+        staging = lake.staging(parent)
+        try:
+            df.coalesce(1).write.mode("overwrite").parquet(str(staging / "data"))
+            lake.replace(staging / "data", lake.mart_partition(name, snapshot))
+        finally:
+            lake.clean_staging(parent)
+        counts[name] = spark.read.parquet(str(lake.mart_partition(name, snapshot))).count()
+        log.info("mart %s: %s rows for %s", name, counts[name], snapshot)
+    return counts
+
+
+def read_mart(spark: SparkSession, lake: Lake, name: str, snapshot: date) -> DataFrame:
+    """A mart partition as written by write_marts (without the partition column)."""
+    return spark.read.parquet(str(lake.mart_partition(name, snapshot)))

@@ -1,0 +1,148 @@
+"""Expectation suites as code: one per raw table and one per mart.
+
+Each entry is (Great Expectations class name, keyword arguments). Row-level checks on raw tables
+run on the rows that passed the quarantine rules, so any failure there means a rule is missing:
+the run stops. Table-level checks (row-count band, freshness, reconciliation) are computed by
+the gate from run parameters and added at run time (jobs/quality/gates.py).
+"""
+
+from __future__ import annotations
+
+from schemas.marts import (
+    CHANNEL_ECONOMICS,
+    COHORT_RETENTION,
+    CUSTOMER_MOVEMENTS,
+    CUSTOMER_PROFITABILITY,
+    CUSTOMER_RFM,
+    CUSTOMER_SEGMENTS,
+    METRIC_MARTS,
+    PORTFOLIO_BREAKDOWN,
+    PORTFOLIO_SUMMARY,
+    WHALE_CURVE,
+)
+from schemas.source import (
+    ACQUISITION_CHANNELS,
+    INTERACTION_TYPES,
+    ORDER_STATUSES,
+    SALES_CHANNELS,
+    SOURCE_TABLES,
+)
+from schemas.types import Table
+
+Expectation = tuple[str, dict[str, object]]
+
+
+def _not_null(table: Table) -> list[Expectation]:
+    return [("ExpectColumnValuesToNotBeNull", {"column": c.name}) for c in table.columns if not c.nullable]
+
+
+def _columns(table: Table) -> list[Expectation]:
+    return [("ExpectColumnToExist", {"column": c.name}) for c in table.columns]
+
+
+_SOURCE = {t.name: t for t in SOURCE_TABLES}
+
+RAW_SUITES: dict[str, list[Expectation]] = {
+    "orders": [
+        *_columns(_SOURCE["orders"]),
+        *_not_null(_SOURCE["orders"]),
+        ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": list(ORDER_STATUSES)}),
+        ("ExpectColumnValuesToBeInSet", {"column": "channel", "value_set": list(SALES_CHANNELS)}),
+        ("ExpectColumnValuesToBeBetween", {"column": "gross_amount", "min_value": 0}),
+        ("ExpectColumnValuesToBeBetween", {"column": "discount_amount", "min_value": 0}),
+        ("ExpectColumnValuesToBeBetween", {"column": "refund_amount", "min_value": 0}),
+        ("ExpectColumnValuesToBeBetween", {"column": "shipping_cost", "min_value": 0}),
+        ("ExpectCompoundColumnsToBeUnique", {"column_list": ["order_id", "updated_at"]}),
+    ],
+    "order_items": [
+        *_columns(_SOURCE["order_items"]),
+        *_not_null(_SOURCE["order_items"]),
+        ("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 1}),
+        ("ExpectColumnValuesToBeBetween", {"column": "unit_price", "min_value": 0}),
+        ("ExpectColumnValuesToBeBetween", {"column": "unit_cost", "min_value": 0}),
+        ("ExpectCompoundColumnsToBeUnique", {"column_list": ["order_id", "line_number", "updated_at"]}),
+    ],
+    "interactions": [
+        *_columns(_SOURCE["interactions"]),
+        *_not_null(_SOURCE["interactions"]),
+        ("ExpectColumnValuesToBeInSet", {"column": "interaction_type", "value_set": list(INTERACTION_TYPES)}),
+        ("ExpectColumnValuesToBeBetween", {"column": "satisfaction", "min_value": 1, "max_value": 5}),
+        ("ExpectColumnValuesToBeBetween", {"column": "cost", "min_value": 0}),
+        ("ExpectCompoundColumnsToBeUnique", {"column_list": ["interaction_id", "updated_at"]}),
+    ],
+    "customers": [
+        ("ExpectColumnValuesToNotBeNull", {"column": "customer_id"}),
+        ("ExpectColumnValuesToBeUnique", {"column": "customer_id"}),
+        ("ExpectColumnValuesToBeBetween", {"column": "acquisition_cost", "min_value": 0}),
+        ("ExpectColumnValuesToNotBeNull", {"column": "acquisition_channel"}),
+    ],
+    "products": [
+        ("ExpectColumnValuesToNotBeNull", {"column": "product_id"}),
+        ("ExpectColumnValuesToBeUnique", {"column": "product_id"}),
+        ("ExpectColumnValuesToBeBetween", {"column": "unit_cost", "min_value": 0}),
+    ],
+    "marketing_spend": [
+        ("ExpectCompoundColumnsToBeUnique", {"column_list": ["month", "channel"]}),
+        ("ExpectColumnValuesToBeBetween", {"column": "spend", "min_value": 0}),
+    ],
+}
+
+# Informational: channels the generator uses; imported data may bring others (not an error).
+KNOWN_ACQUISITION_CHANNELS = ACQUISITION_CHANNELS
+
+_RATE = {"min_value": 0, "max_value": 1}
+
+
+def _key(table: Table) -> list[Expectation]:
+    key = [k for k in table.key]
+    out: list[Expectation] = [("ExpectColumnValuesToNotBeNull", {"column": k}) for k in key]
+    if len(key) == 1:
+        out.append(("ExpectColumnValuesToBeUnique", {"column": key[0]}))
+    elif key:
+        out.append(("ExpectCompoundColumnsToBeUnique", {"column_list": key}))
+    return out
+
+
+MART_SUITES: dict[str, list[Expectation]] = {t.name: _key(t) for t in METRIC_MARTS}
+MART_SUITES[CUSTOMER_PROFITABILITY.name] += [
+    ("ExpectColumnValuesToBeBetween", {"column": "profit_decile", "min_value": 1, "max_value": 10}),
+    ("ExpectColumnValuesToBeUnique", {"column": "profit_rank"}),
+]
+MART_SUITES[CUSTOMER_RFM.name] += [
+    ("ExpectColumnValuesToBeBetween", {"column": "frequency", "min_value": 0}),
+    ("ExpectColumnValuesToBeBetween", {"column": "recency", "min_value": 0}),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "T", "column_B": "recency", "or_equal": True}),
+    *[("ExpectColumnValuesToBeBetween", {"column": s, "min_value": 1, "max_value": 5}) for s in ("r_score", "f_score", "m_score")],
+    ("ExpectColumnValuesToNotBeNull", {"column": "rfm_segment"}),
+]
+MART_SUITES[CUSTOMER_SEGMENTS.name] += [
+    ("ExpectColumnValuesToBeInSet", {"column": "kotler_quadrant", "value_set": ["true_friend", "butterfly", "barnacle", "stranger", "prospect"]}),
+    ("ExpectColumnValuesToBeInSet", {"column": "lifecycle_stage", "value_set": ["prospect", "acquisition", "development", "retention", "decline", "lapsed"]}),
+    ("ExpectColumnValuesToBeInSet", {"column": "loyalty_rung", "value_set": ["prospect", "customer", "client", "supporter", "advocate", "partner"]}),
+    ("ExpectColumnValuesToBeBetween", {"column": "loyalty_score", "min_value": 0, "max_value": 1}),
+    ("ExpectColumnValuesToBeBetween", {"column": "discount_sensitivity", "min_value": 0, "max_value": 1}),
+]
+MART_SUITES[COHORT_RETENTION.name] += [
+    ("ExpectColumnValuesToBeBetween", {"column": "retention_rate", **_RATE}),
+    ("ExpectColumnValuesToBeBetween", {"column": "unbounded_retention_rate", **_RATE}),
+    ("ExpectColumnValuesToBeBetween", {"column": "period", "min_value": 0}),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "unbounded_active_customers", "column_B": "active_customers", "or_equal": True}),
+]
+MART_SUITES[CHANNEL_ECONOMICS.name] += [
+    *[("ExpectColumnValuesToBeBetween", {"column": f"retention_{k}m", **_RATE}) for k in (3, 6, 12)],
+    ("ExpectColumnValuesToBeBetween", {"column": "cac", "min_value": 0}),
+]
+MART_SUITES[CUSTOMER_MOVEMENTS.name] += [
+    *[("ExpectColumnValuesToBeBetween", {"column": f"{f}_customers", "min_value": 0}) for f in ("new", "retained", "reactivated", "lapsed")],
+]
+MART_SUITES[PORTFOLIO_SUMMARY.name] += [
+    ("ExpectTableRowCountToEqual", {"value": 1}),
+    *[("ExpectColumnValuesToBeBetween", {"column": c, **_RATE}) for c in ("top20_revenue_share", "top25_revenue_share", "gini_revenue")],
+]
+MART_SUITES[PORTFOLIO_BREAKDOWN.name] += [
+    ("ExpectColumnValuesToBeBetween", {"column": "customer_share", **_RATE}),
+]
+MART_SUITES[WHALE_CURVE.name] += [
+    ("ExpectColumnValuesToBeBetween", {"column": "percentile", "min_value": 1, "max_value": 100}),
+    ("ExpectColumnValuesToBeBetween", {"column": "cumulative_customer_share", **_RATE}),
+]
