@@ -75,7 +75,7 @@ def _ctx(context: dict[str, Any]) -> Any:
     dag_id="customer_metrics",
     description="Customer profitability, RFM, segments, cohorts and channel economics per daily snapshot.",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2024, 1, 1),
+    start_date=datetime(1970, 1, 1),  # early enough to backfill any history; catchup stays off
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "crm-data", "retries": 2, "retry_delay": RETRY_DELAY},

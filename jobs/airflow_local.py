@@ -46,7 +46,7 @@ def run_dag(snapshot: date, conf: dict[str, Any] | None = None) -> str:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if DAG_ID not in bag.dags:
         raise RuntimeError(f"DAG {DAG_ID} did not load from {DAGS_FOLDER}: {bag.import_errors}")
     dag = bag.dags[DAG_ID]

@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "jobs.importer",
         "import a plain transactions file (CSV or Parquet) into the source schema",
         "crm-metrics import --transactions CDNOW_master.txt --delimiter whitespace "
-        "--columns customer_id,date,quantity,amount --date-format %%Y%%m%%d",
+        "--columns customer_id,date,quantity,amount --date-format %Y%m%d",
     ),
     "run": ("jobs.run_cli", "run the customer_metrics DAG once for a date", "crm-metrics run --date 2024-12-31"),
     "backfill": (
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_module, help_text, example) in SUBCOMMANDS.items():
         p = sub.add_parser(
             name,
-            help=f"{help_text}  (e.g. {example})",
+            help=f"{help_text}  (e.g. {example})".replace("%", "%%"),
             description=f"{help_text}.\n\nexample:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -114,6 +114,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.quality.records import store_dq_results, store_quarantine
 
     spark, inputs = _inputs(ctx)
+    inputs.persist()
     coverage = ctx.lake.coverage().get(ctx.snapshot, {})
     full = coverage.get("window_start", "") is None
     p = ctx.params
@@ -145,6 +146,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
         log.info("Great Expectations Data Docs: %s", docs)
     if result.rows_quarantined:
         log.warning("quarantined %s of %s rows: %s (see marts.quarantine)", result.rows_quarantined, result.rows_checked, result.reasons)
+    inputs.release()
     raise_on_failure(result)
     return {
         "rows_checked": result.rows_checked,

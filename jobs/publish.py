@@ -28,7 +28,7 @@ BI_ROLE = "crm_bi_reader"
 
 def ensure_marts(wh: Warehouse) -> None:
     """Create the marts schema and tables (with comments) if they are missing."""
-    wh.ensure_tables(MARTS_SCHEMA, METRIC_MARTS + OPERATIONAL_TABLES)
+    wh.ensure_tables(MARTS_SCHEMA, METRIC_MARTS + OPERATIONAL_TABLES, primary_keys=False)
 
 
 def parquet_files(folder: Path) -> list[Path]:

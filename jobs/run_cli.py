@@ -47,12 +47,14 @@ def summary(wh_url: str, snapshot: date) -> dict[str, Any]:
 
     wh = open_warehouse(wh_url)
     ph = wh.placeholder
+    out: dict[str, Any] = {"snapshot_date": snapshot.isoformat()}
+    if not wh.table_exists("marts", "pipeline_runs"):
+        return out
     run = wh.query(
         "SELECT run_id, outcome, failed_step, message, rows_extracted, rows_quarantined, rows_published, step_seconds "
         f"FROM marts.pipeline_runs WHERE snapshot_date = {ph} ORDER BY recorded_at DESC LIMIT 1",
         [snapshot],
     )
-    out: dict[str, Any] = {"snapshot_date": snapshot.isoformat()}
     if run:
         keys = ["run_id", "outcome", "failed_step", "message", "rows_extracted", "rows_quarantined", "rows_published", "step_seconds"]
         out.update(dict(zip(keys, run[0], strict=True)))

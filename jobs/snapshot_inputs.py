@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -28,6 +29,16 @@ class SnapshotInputs:
 
     def checked(self) -> dict[str, DataFrame]:
         return {"orders": self.orders, "order_items": self.order_items, "interactions": self.interactions}
+
+    def persist(self) -> SnapshotInputs:
+        """Cache the checked tables: a gate runs many small jobs over them."""
+        for df in (*self.checked().values(), self.customers, self.products, self.marketing_spend):
+            df.persist(StorageLevel.MEMORY_AND_DISK)
+        return self
+
+    def release(self) -> None:
+        for df in (*self.checked().values(), self.customers, self.products, self.marketing_spend):
+            df.unpersist()
 
 
 def read_raw(spark: SparkSession, lake: Lake, table: str, upto: date, exact: bool = False) -> DataFrame:

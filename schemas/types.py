@@ -116,15 +116,18 @@ def spark_schema_ddl(table: Table) -> str:
     return ", ".join(f"`{c.name}` {spark_type_ddl(c.type)}" for c in table.columns)
 
 
-def create_table_sql(table: Table, schema: str, dialect: str) -> list[str]:
+def create_table_sql(table: Table, schema: str, dialect: str, primary_key: bool = True) -> list[str]:
     """CREATE TABLE IF NOT EXISTS plus COMMENT ON statements.
+
+    primary_key=False leaves the key out of the DDL (marts: the quality gate checks it, and
+    DuckDB's key index makes delete+insert of a snapshot slow).
 
     Identifiers come from the registry, never from user input; they are still quoted.
     """
     cols = ",\n  ".join(
         f'"{c.name}" {sql_type(c.type, dialect)}{"" if c.nullable else " NOT NULL"}' for c in table.columns
     )
-    pk = f',\n  PRIMARY KEY ({", ".join(chr(34) + k + chr(34) for k in table.key)})' if table.key else ""
+    pk = "" if not primary_key else f',\n  PRIMARY KEY ({", ".join(chr(34) + k + chr(34) for k in table.key)})' if table.key else ""
     stmts = [f'CREATE TABLE IF NOT EXISTS "{schema}"."{table.name}" (\n  {cols}{pk}\n)']
     stmts.append(f'COMMENT ON TABLE "{schema}"."{table.name}" IS {sql_literal(table.comment + " Grain: " + table.grain)}')
     for c in table.columns:

@@ -83,12 +83,12 @@ class Warehouse(abc.ABC):
         return rows[0][0] if rows else None
 
     # -- schema ------------------------------------------------------------------------------
-    def ensure_tables(self, schema: str, tables: Iterable[Table]) -> None:
+    def ensure_tables(self, schema: str, tables: Iterable[Table], primary_keys: bool = True) -> None:
         """Create the schema and tables (with comments) if missing."""
         with self.transaction() as conn:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
             for table in tables:
-                for stmt in create_table_sql(table, check_ident(schema), self.dialect):
+                for stmt in create_table_sql(table, check_ident(schema), self.dialect, primary_keys):
                     conn.execute(stmt)
 
     def drop_schema(self, schema: str) -> None:
