@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,6 @@ def run_dag(snapshot: date, conf: dict[str, Any] | None = None) -> str:
     if DAG_ID not in bag.dags:
         raise RuntimeError(f"DAG {DAG_ID} did not load from {DAGS_FOLDER}: {bag.import_errors}")
     dag = bag.dags[DAG_ID]
-    logical = datetime(snapshot.year, snapshot.month, snapshot.day, tzinfo=timezone.utc)
+    logical = datetime(snapshot.year, snapshot.month, snapshot.day, tzinfo=UTC)
     dr = dag.test(logical_date=logical, run_conf=conf or {})
     return str(getattr(dr.state, "value", dr.state))

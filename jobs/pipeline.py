@@ -112,6 +112,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.quality.gates import build_data_docs
     from jobs.quality.raw_gate import GATE, raise_on_failure, validate_raw
     from jobs.quality.records import store_dq_results, store_quarantine
+    from jobs.snapshot_inputs import clean_inputs, write_clean
 
     spark, inputs = _inputs(ctx)
     inputs.persist()
@@ -146,9 +147,11 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
         log.info("Great Expectations Data Docs: %s", docs)
     if result.rows_quarantined:
         log.warning("quarantined %s of %s rows: %s (see marts.quarantine)", result.rows_quarantined, result.rows_checked, result.reasons)
+    clean_rows = write_clean(ctx.lake, ctx.snapshot, clean_inputs(inputs)) if not result.failures else {}
     inputs.release()
     raise_on_failure(result)
     return {
+        "clean_rows": clean_rows,
         "rows_checked": result.rows_checked,
         "rows_quarantined": result.rows_quarantined,
         "reasons": result.reasons,
@@ -158,9 +161,10 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
 
 def build_marts_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.metrics.customers import SegmentRules
+    from jobs.snapshot_inputs import read_clean
     from jobs.transform import build_marts, write_marts
 
-    spark, inputs = _inputs(ctx)
+    inputs = read_clean(_spark(), ctx.lake, ctx.snapshot)
     p = ctx.params
     rules = SegmentRules(
         lapse_days=p.lapse_days, active_days=p.active_days, development_days=p.development_days,
@@ -171,7 +175,7 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
     )
     built = build_marts(inputs, ctx.snapshot, rules)
     try:
-        counts = write_marts(spark, ctx.lake, ctx.snapshot, built)
+        counts = write_marts(ctx.lake, ctx.snapshot, built)
     finally:
         built.release()
     return {"rows_built": sum(counts.values()), "marts": counts}
@@ -181,12 +185,18 @@ def validate_marts_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.quality.gates import GateFailed, build_data_docs
     from jobs.quality.mart_gate import GATE, validate_marts
     from jobs.quality.records import store_dq_results
+    from jobs.snapshot_inputs import read_clean
     from jobs.transform import read_mart
     from schemas.marts import METRIC_MARTS
 
-    spark, inputs = _inputs(ctx)
-    marts = {t.name: read_mart(spark, ctx.lake, t.name, ctx.snapshot) for t in METRIC_MARTS}
-    results = validate_marts(marts, inputs.orders, ctx.snapshot)
+    spark = _spark()
+    clean = read_clean(spark, ctx.lake, ctx.snapshot)
+    marts = {t.name: read_mart(spark, ctx.lake, t.name, ctx.snapshot).cache() for t in METRIC_MARTS}
+    try:
+        results = validate_marts(marts, clean.orders, ctx.snapshot)
+    finally:
+        for df in marts.values():
+            df.unpersist()
     store_dq_results(_warehouse(ctx), ctx.snapshot, ctx.run_id, GATE, results)
     docs = build_data_docs(ctx.lake.quality_dir() / "data_docs")
     failures = [r for r in results if not r.success]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
@@ -40,7 +40,7 @@ def record_run(wh: Warehouse, rec: RunRecord) -> None:
             "rows_published": pa.array([rec.rows_published], pa.int64()),
             "step_seconds": [json.dumps({k: round(v, 3) for k, v in rec.step_seconds.items()}, sort_keys=True)],
             # informational only; no metric depends on it
-            "recorded_at": pa.array([datetime.now(timezone.utc).replace(tzinfo=None)], pa.timestamp("us")),  # clock-ok
+            "recorded_at": pa.array([datetime.now(UTC).replace(tzinfo=None)], pa.timestamp("us")),  # clock-ok
         }
     )
     with wh.transaction() as conn:

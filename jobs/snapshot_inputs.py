@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -39,6 +40,71 @@ class SnapshotInputs:
     def release(self) -> None:
         for df in (*self.checked().values(), self.customers, self.products, self.marketing_spend):
             df.unpersist()
+
+
+@dataclass
+class CleanInputs:
+    """The valid latest version of every row as of the snapshot: what the metrics read."""
+
+    orders: DataFrame
+    order_items: DataFrame
+    interactions: DataFrame
+    customers: DataFrame
+    products: DataFrame
+    marketing_spend: DataFrame
+
+    def tables(self) -> dict[str, DataFrame]:
+        return {name: getattr(self, name) for name in CLEAN_TABLES}
+
+
+CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products", "marketing_spend")
+
+
+def clean_inputs(inputs: SnapshotInputs) -> CleanInputs:
+    """Valid rows only, without the lake's bookkeeping columns."""
+    return CleanInputs(
+        orders=rules.valid(inputs.orders).drop("extract_date"),
+        order_items=rules.valid(inputs.order_items).drop("extract_date"),
+        interactions=rules.valid(inputs.interactions).drop("extract_date"),
+        customers=inputs.customers,
+        products=inputs.products,
+        marketing_spend=inputs.marketing_spend,
+    )
+
+
+def write_clean(lake: Lake, snapshot: date, clean: CleanInputs) -> dict[str, int]:
+    """Store the clean layer of the snapshot (lake/clean/<table>/snapshot_date=D), staged and
+    renamed into place, so later steps read it instead of re-deriving it."""
+    from jobs.transform import parquet_rows
+
+    rows = {}
+    for name, df in clean.tables().items():
+        parent = lake.root / "clean" / name
+        staging = lake.staging(parent)
+        try:
+            df.write.mode("overwrite").parquet(str(staging / "data"))
+            lake.replace(staging / "data", clean_partition(lake, name, snapshot))
+        finally:
+            lake.clean_staging(parent)
+        rows[name] = parquet_rows(clean_partition(lake, name, snapshot))
+    return rows
+
+
+def clean_partition(lake: Lake, table: str, snapshot: date) -> Path:
+    return lake.root / "clean" / table / f"snapshot_date={snapshot.isoformat()}"
+
+
+def read_clean(spark: SparkSession, lake: Lake, snapshot: date) -> CleanInputs:
+    """The clean layer written by the raw gate for this snapshot."""
+    frames = {}
+    for name in CLEAN_TABLES:
+        path = clean_partition(lake, name, snapshot)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"clean layer for {name} at {snapshot} is missing ({path}): run the validate_raw step first"
+            )
+        frames[name] = spark.read.parquet(str(path))
+    return CleanInputs(**frames)
 
 
 def read_raw(spark: SparkSession, lake: Lake, table: str, upto: date, exact: bool = False) -> DataFrame:

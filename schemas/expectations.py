@@ -36,15 +36,10 @@ def _not_null(table: Table) -> list[Expectation]:
     return [("ExpectColumnValuesToNotBeNull", {"column": c.name}) for c in table.columns if not c.nullable]
 
 
-def _columns(table: Table) -> list[Expectation]:
-    return [("ExpectColumnToExist", {"column": c.name}) for c in table.columns]
-
-
 _SOURCE = {t.name: t for t in SOURCE_TABLES}
 
 RAW_SUITES: dict[str, list[Expectation]] = {
     "orders": [
-        *_columns(_SOURCE["orders"]),
         *_not_null(_SOURCE["orders"]),
         ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": list(ORDER_STATUSES)}),
         ("ExpectColumnValuesToBeInSet", {"column": "channel", "value_set": list(SALES_CHANNELS)}),
@@ -55,7 +50,6 @@ RAW_SUITES: dict[str, list[Expectation]] = {
         ("ExpectCompoundColumnsToBeUnique", {"column_list": ["order_id", "updated_at"]}),
     ],
     "order_items": [
-        *_columns(_SOURCE["order_items"]),
         *_not_null(_SOURCE["order_items"]),
         ("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 1}),
         ("ExpectColumnValuesToBeBetween", {"column": "unit_price", "min_value": 0}),
@@ -63,7 +57,6 @@ RAW_SUITES: dict[str, list[Expectation]] = {
         ("ExpectCompoundColumnsToBeUnique", {"column_list": ["order_id", "line_number", "updated_at"]}),
     ],
     "interactions": [
-        *_columns(_SOURCE["interactions"]),
         *_not_null(_SOURCE["interactions"]),
         ("ExpectColumnValuesToBeInSet", {"column": "interaction_type", "value_set": list(INTERACTION_TYPES)}),
         ("ExpectColumnValuesToBeBetween", {"column": "satisfaction", "min_value": 1, "max_value": 5}),

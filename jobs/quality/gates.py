@@ -93,7 +93,13 @@ def run_suite(df: DataFrame, suite_name: str, expectations: list[tuple[str, dict
     except Exception:  # noqa: BLE001 - absent definition
         pass
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
-    result = vd.run(batch_parameters={"dataframe": df}, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES})
+    # Pass/fail first (one cheap query per metric); details only when something failed.
+    result = vd.run(batch_parameters={"dataframe": df}, result_format="BOOLEAN_ONLY")
+    if not result.success:
+        result = vd.run(
+            batch_parameters={"dataframe": df},
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
+        )
     out = []
     for r in result.results:
         cfg = r.expectation_config
@@ -107,7 +113,7 @@ def run_suite(df: DataFrame, suite_name: str, expectations: list[tuple[str, dict
                 suite=suite_name,
                 expectation=_expectation_label(type(cfg).__name__ if not hasattr(cfg, "type") else _class_name(cfg.type), dict(cfg.kwargs)),
                 success=bool(r.success),
-                observed_value=str(observed),
+                observed_value=str(observed) if observed is not None else ("passed" if r.success else "failed"),
                 details=json.dumps(examples[:EXAMPLES], default=str) if examples else "",
             )
         )

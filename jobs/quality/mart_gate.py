@@ -9,16 +9,15 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.quality.gates import CheckResult, check, run_suite
-from jobs.quality.rules import valid
 from schemas.expectations import MART_SUITES
 
 GATE = "mart_"
 
 
-def expected_net_revenue(orders_checked: DataFrame) -> Decimal:
+def expected_net_revenue(clean_orders: DataFrame) -> Decimal:
     """Net revenue of the valid, non-cancelled latest order versions, straight from the lake."""
     row = (
-        valid(orders_checked)
+        clean_orders
         .where(F.col("status") != "cancelled")
         .agg(F.sum(F.col("gross_amount") - F.col("discount_amount") - F.col("refund_amount")).cast("decimal(38,2)"))
         .first()
@@ -33,13 +32,13 @@ def _money(df: DataFrame, column: str, where: str | None = None) -> Decimal:
     return Decimal(row[0]) if row and row[0] is not None else Decimal("0.00")
 
 
-def validate_marts(marts: dict[str, DataFrame], orders_checked: DataFrame, snapshot: date) -> list[CheckResult]:
+def validate_marts(marts: dict[str, DataFrame], clean_orders: DataFrame, snapshot: date) -> list[CheckResult]:
     """Suites per mart plus cross-mart checks: reconciliation to the cent, monotone unbounded
     retention, shares that sum to one."""
     results: list[CheckResult] = []
     for name, df in marts.items():
         results += run_suite(df, f"mart_{name}", MART_SUITES[name])
-    expected = expected_net_revenue(orders_checked)
+    expected = expected_net_revenue(clean_orders)
     for name, column, where in (
         ("customer_profitability", "revenue", None),
         ("portfolio_summary", "revenue", None),
