@@ -120,6 +120,9 @@ def extract(
         result.warnings += check_source_schema(wh, source_schema, table)
     for w in result.warnings:
         log.warning(w)
+    # A day once covered by a full extraction stays covered back to the start: re-extracting
+    # the day itself does not touch the older partitions.
+    was_full = lake.coverage().get(snapshot, {}).get("window_start", "") is None
     lake.drop_coverage(snapshot)  # until the marker is rewritten, the day counts as not extracted
     for source in SOURCE_TABLES:
         table = exported_table(source)
@@ -138,7 +141,7 @@ def extract(
         finally:
             lake.clean_staging(lake.raw_table(table.name))
         log.info("extracted %s rows from %s.%s", result.rows[table.name], source_schema, table.name)
-    lake.write_coverage(snapshot, None if full else snapshot, {"rows": result.rows})
+    lake.write_coverage(snapshot, None if (full or was_full) else snapshot, {"rows": result.rows, "full_refresh": full})
     return result
 
 

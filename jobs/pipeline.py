@@ -117,7 +117,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     spark, inputs = _inputs(ctx)
     inputs.persist()
     coverage = ctx.lake.coverage().get(ctx.snapshot, {})
-    full = coverage.get("window_start", "") is None
+    full = bool(coverage.get("full_refresh", coverage.get("window_start", "") is None))
     p = ctx.params
     result, quarantined = validate_raw(
         inputs, ctx.lake, ctx.snapshot, ctx.run_id, full=full,

@@ -61,7 +61,7 @@ def row_count_check(lake: Lake, snapshot: date, rows_now: int, min_ratio: float,
     history = [
         sum(info.get("rows", {}).get(t, 0) for t in ("orders", "order_items", "interactions"))
         for day, info in sorted(lake.coverage().items())
-        if info.get("window_start") is not None and snapshot - timedelta(days=ROW_COUNT_HISTORY) <= day < snapshot
+        if not info.get("full_refresh") and snapshot - timedelta(days=ROW_COUNT_HISTORY) <= day < snapshot
     ]
     if len(history) < ROW_COUNT_MIN_HISTORY or mean(history) < ROW_COUNT_MIN_ROWS:
         return None

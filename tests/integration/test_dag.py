@@ -1,0 +1,95 @@
+"""The customer_metrics DAG through real Airflow (`dag.test()`), Spark, Great Expectations and DuckDB."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import mart_rows
+
+D1, D2, D3 = date(1997, 3, 29), date(1997, 3, 30), date(1997, 3, 31)
+
+
+def test_dag_integrity(airflow_home: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from jobs.airflow_local import DAGS_FOLDER
+    from jobs.config import RunParams
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    dag = bag.dags["customer_metrics"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "extract", "validate_raw", "build_marts", "validate_marts", "publish", "record",
+    ]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert set(dag.tags) >= {"crm", "metrics"}
+    assert dag.max_active_runs == 1
+    for t in dag.tasks:
+        assert t.owner == "crm-data"
+        assert t.retries == (0 if t.task_id == "record" else 2)
+    assert dag.get_task("record").trigger_rule == "all_done"
+    assert set(dag.params.keys()) <= set(RunParams.__dataclass_fields__)
+    assert {o.name for o in dag.get_task("publish").outlets} >= {"crm_marts.customer_rfm", "crm_marts.cohort_retention"}
+
+
+@pytest.mark.slow
+def test_run_twice_gives_identical_marts(airflow_home: Path, pipeline_env: dict[str, str]) -> None:
+    from jobs.airflow_local import run_dag
+
+    assert run_dag(D3) == "success"
+    first = mart_rows(pipeline_env["warehouse"])
+    assert first["customer_rfm"] and first["cohort_retention"] and len(first["portfolio_summary"]) == 1
+    assert run_dag(D3) == "success"
+    assert mart_rows(pipeline_env["warehouse"]) == first
+
+
+@pytest.mark.slow
+def test_backfill_forwards_and_backwards_give_identical_marts(
+    airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.airflow_local import run_dag
+    from jobs.cli import main
+    from tests.integration.conftest import load_cdnow_sample
+
+    results = {}
+    for order in ("forwards", "backwards"):
+        url = f"duckdb:///{tmp_path}/{order}.duckdb"
+        load_cdnow_sample(url)
+        monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", url)
+        monkeypatch.setenv("CRM_METRICS_LAKE", str(tmp_path / f"lake_{order}"))
+        if order == "forwards":
+            assert main(["backfill", "--from", D1.isoformat(), "--to", D3.isoformat()]) == 0
+        else:
+            for day in (D3, D2, D1):
+                assert run_dag(day) == "success"
+        results[order] = mart_rows(url)
+    assert results["forwards"] == results["backwards"]
+    snapshots = {r[0] for r in results["forwards"]["portfolio_summary"]}
+    assert snapshots == {D1, D2, D3}
+
+
+@pytest.mark.slow
+def test_failure_between_staging_and_swap_leaves_previous_snapshot(
+    airflow_home: Path, pipeline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.airflow_local import run_dag
+    from jobs.warehouse import open_warehouse
+
+    assert run_dag(D3) == "success"
+    before = mart_rows(pipeline_env["warehouse"])
+    wh = open_warehouse(pipeline_env["warehouse"])
+    # change the source so that a successful publish would change the marts
+    wh.execute("DELETE FROM crm.order_items WHERE order_id IN (SELECT order_id FROM crm.orders WHERE customer_id < '0100')")
+    wh.execute("DELETE FROM crm.orders WHERE customer_id < '0100'")
+    monkeypatch.setenv("CRM_METRICS_FAIL_AT", "publish_before_swap")
+    assert run_dag(D3, {"full_refresh": True}) == "failed"
+    assert mart_rows(pipeline_env["warehouse"]) == before
+    outcome, step, message = wh.query(
+        "SELECT outcome, failed_step, message FROM marts.pipeline_runs ORDER BY recorded_at DESC LIMIT 1"
+    )[0]
+    assert (outcome, step) == ("failed", "publish") and "publish_before_swap" in message
+    assert wh.query("SELECT count(*) FROM marts.customer_rfm_latest")[0][0] == len(before["customer_rfm"])
