@@ -186,14 +186,15 @@ def validate_marts_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.quality.mart_gate import GATE, validate_marts
     from jobs.quality.records import store_dq_results
     from jobs.snapshot_inputs import read_clean
-    from jobs.transform import read_mart
+    from jobs.transform import parquet_rows, read_mart
     from schemas.marts import METRIC_MARTS
 
     spark = _spark()
     clean = read_clean(spark, ctx.lake, ctx.snapshot)
     marts = {t.name: read_mart(spark, ctx.lake, t.name, ctx.snapshot).cache() for t in METRIC_MARTS}
     try:
-        results = validate_marts(marts, clean.orders, ctx.snapshot)
+        rows = {t.name: parquet_rows(ctx.lake.mart_partition(t.name, ctx.snapshot)) for t in METRIC_MARTS}
+        results = validate_marts(marts, clean.orders, ctx.snapshot, rows)
     finally:
         for df in marts.values():
             df.unpersist()

@@ -26,7 +26,7 @@ def spark_master(explicit: str | None = None) -> str:
 def shuffle_partitions(master: str) -> int:
     """Few partitions on one machine: the data per snapshot is small per core; more only adds tasks."""
     if master.startswith("local"):
-        return int(os.environ.get("CRM_METRICS_SHUFFLE_PARTITIONS", "4"))
+        return int(os.environ.get("CRM_METRICS_SHUFFLE_PARTITIONS", "2"))
     return int(os.environ.get("CRM_METRICS_SHUFFLE_PARTITIONS", "64"))
 
 
@@ -47,9 +47,13 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("CRM_METRICS_DRIVER_MEMORY", "2g"))
     )
-    if not master.startswith("local"):
+    if master.startswith("local"):
+        # list daily lake partitions on the driver: a listing job costs more than it saves here
+        builder = builder.config("spark.sql.sources.parallelPartitionDiscovery.threshold", "4096")
+    else:
         builder = builder.config("spark.driver.host", os.environ.get("CRM_METRICS_DRIVER_HOST", "127.0.0.1"))
     log_config = Path(__file__).with_name("log4j2.properties")
     builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")

@@ -125,7 +125,7 @@ def validate_raw(
         q = quarantine_rows(table, rows, run_id, snapshot)
         quarantined = q if quarantined is None else quarantined.unionByName(q)
         if n_rows:
-            results += run_suite(valid(rows).drop("extract_date"), f"raw_{table}", RAW_SUITES[table])
+            results += run_suite(valid(rows).drop("extract_date"), f"raw_{table}", RAW_SUITES[table], rows=n_rows - n_bad)
     for table, df in (("customers", inputs.customers), ("products", inputs.products), ("marketing_spend", inputs.marketing_spend)):
         results += run_suite(df, f"raw_{table}", RAW_SUITES[table])
     if not full:
