@@ -33,7 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     epilog = "examples:\n" + "\n".join(f"  {ex}" for _, _, ex in SUBCOMMANDS.values())
     parser = argparse.ArgumentParser(
         prog="crm-metrics",
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = {}
     for name, (_module, help_text, example) in SUBCOMMANDS.items():
         p = sub.add_parser(
             name,
@@ -56,19 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: $AIRFLOW_CONN_CRM_WAREHOUSE, else duckdb:///data/warehouse.duckdb)",
         )
         p.set_defaults(_subcommand=name, command=name)
-    return parser
+        subparsers[name] = p
+    return parser, subparsers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser, subparsers = build_parser()
     # Let the chosen module add its own options before the final parse.
     name = next((a for a in argv if a in SUBCOMMANDS), None)
     module = None
     if name:
         module = importlib.import_module(SUBCOMMANDS[name][0])
-        subparser = parser._subparsers._group_actions[0].choices[name]  # type: ignore[union-attr]
-        module.configure(subparser, name)
+        module.configure(subparsers[name], name)
     args = parser.parse_args(argv)
     assert module is not None
     try:

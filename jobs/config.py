@@ -126,7 +126,7 @@ class RunParams:
                 if kind is bool:
                     out[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
                 else:
-                    out[name] = kind(raw)
+                    out[name] = kind(str(raw))
             except (TypeError, ValueError):
                 raise ValueError(f"run parameter {name}={raw!r}: expected {kind.__name__}") from None
         return cls(**out)  # type: ignore[arg-type]

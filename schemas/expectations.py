@@ -83,7 +83,17 @@ RAW_SUITES: dict[str, list[Expectation]] = {
 # Informational: channels the generator uses; imported data may bring others (not an error).
 KNOWN_ACQUISITION_CHANNELS = ACQUISITION_CHANNELS
 
-_RATE = {"min_value": 0, "max_value": 1}
+def _between(column: str, min_value: float | None = None, max_value: float | None = None) -> Expectation:
+    bounds: dict[str, object] = {"column": column}
+    if min_value is not None:
+        bounds["min_value"] = min_value
+    if max_value is not None:
+        bounds["max_value"] = max_value
+    return ("ExpectColumnValuesToBeBetween", bounds)
+
+
+def _rate(column: str) -> Expectation:
+    return _between(column, 0, 1)
 
 
 def _key(table: Table) -> list[Expectation]:
@@ -105,7 +115,7 @@ MART_SUITES[CUSTOMER_RFM.name] += [
     ("ExpectColumnValuesToBeBetween", {"column": "frequency", "min_value": 0}),
     ("ExpectColumnValuesToBeBetween", {"column": "recency", "min_value": 0}),
     ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "T", "column_B": "recency", "or_equal": True}),
-    *[("ExpectColumnValuesToBeBetween", {"column": s, "min_value": 1, "max_value": 5}) for s in ("r_score", "f_score", "m_score")],
+    *[_between(s, 1, 5) for s in ("r_score", "f_score", "m_score")],
     ("ExpectColumnValuesToNotBeNull", {"column": "rfm_segment"}),
 ]
 MART_SUITES[CUSTOMER_SEGMENTS.name] += [
@@ -116,26 +126,26 @@ MART_SUITES[CUSTOMER_SEGMENTS.name] += [
     ("ExpectColumnValuesToBeBetween", {"column": "discount_sensitivity", "min_value": 0, "max_value": 1}),
 ]
 MART_SUITES[COHORT_RETENTION.name] += [
-    ("ExpectColumnValuesToBeBetween", {"column": "retention_rate", **_RATE}),
-    ("ExpectColumnValuesToBeBetween", {"column": "unbounded_retention_rate", **_RATE}),
+    _rate("retention_rate"),
+    _rate("unbounded_retention_rate"),
     ("ExpectColumnValuesToBeBetween", {"column": "period", "min_value": 0}),
     ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "unbounded_active_customers", "column_B": "active_customers", "or_equal": True}),
 ]
 MART_SUITES[CHANNEL_ECONOMICS.name] += [
-    *[("ExpectColumnValuesToBeBetween", {"column": f"retention_{k}m", **_RATE}) for k in (3, 6, 12)],
+    *[_rate(f"retention_{k}m") for k in (3, 6, 12)],
     ("ExpectColumnValuesToBeBetween", {"column": "cac", "min_value": 0}),
 ]
 MART_SUITES[CUSTOMER_MOVEMENTS.name] += [
-    *[("ExpectColumnValuesToBeBetween", {"column": f"{f}_customers", "min_value": 0}) for f in ("new", "retained", "reactivated", "lapsed")],
+    *[_between(f"{f}_customers", 0) for f in ("new", "retained", "reactivated", "lapsed")],
 ]
 MART_SUITES[PORTFOLIO_SUMMARY.name] += [
     ("ExpectTableRowCountToEqual", {"value": 1}),
-    *[("ExpectColumnValuesToBeBetween", {"column": c, **_RATE}) for c in ("top20_revenue_share", "top25_revenue_share", "gini_revenue")],
+    *[_rate(c) for c in ("top20_revenue_share", "top25_revenue_share", "gini_revenue")],
 ]
 MART_SUITES[PORTFOLIO_BREAKDOWN.name] += [
-    ("ExpectColumnValuesToBeBetween", {"column": "customer_share", **_RATE}),
+    _rate("customer_share"),
 ]
 MART_SUITES[WHALE_CURVE.name] += [
     ("ExpectColumnValuesToBeBetween", {"column": "percentile", "min_value": 1, "max_value": 100}),
-    ("ExpectColumnValuesToBeBetween", {"column": "cumulative_customer_share", **_RATE}),
+    _rate("cumulative_customer_share"),
 ]

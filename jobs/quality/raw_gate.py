@@ -95,6 +95,7 @@ def validate_raw(
     for table, checked in inputs.checked().items():
         rows = run_rows(checked, snapshot, full)
         counts = rows.agg(F.count(F.lit(1)).alias("n"), F.sum((F.size("reasons") > 0).cast("int")).alias("bad")).first()
+        assert counts is not None
         n_rows, n_bad = int(counts["n"]), int(counts["bad"] or 0)
         per_reason: dict[str, int] = {}
         if n_bad:
