@@ -3,30 +3,13 @@ warehouses loaded from the CDNOW sample."""
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Airflow reads its settings when first imported: point it at a throwaway home before any test runs.
-_AIRFLOW_HOME = tempfile.mkdtemp(prefix="crm-airflow-")
-os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ["CRM_METRICS_RETRY_DELAY_SECONDS"] = "1"
-logging.getLogger("py4j").setLevel(logging.WARNING)
-
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 SAMPLE_COLUMNS = ("master_id", "customer_id", "date", "quantity", "amount")
-
-
-@pytest.fixture(scope="session")
-def airflow_home() -> Path:
-    from jobs.airflow_local import prepare
-
-    return prepare()
 
 
 def load_cdnow_sample(url: str) -> None:

@@ -93,3 +93,35 @@ def test_failure_between_staging_and_swap_leaves_previous_snapshot(
     )[0]
     assert (outcome, step) == ("failed", "publish") and "publish_before_swap" in message
     assert wh.query("SELECT count(*) FROM marts.customer_rfm_latest")[0][0] == len(before["customer_rfm"])
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_end_to_end_on_postgres(
+    airflow_home: Path, postgres_warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.airflow_local import run_dag
+    from jobs.warehouse import open_warehouse
+    from tests.integration.conftest import load_cdnow_sample
+
+    load_cdnow_sample(postgres_warehouse_url)
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", postgres_warehouse_url)
+    monkeypatch.setenv("CRM_METRICS_LAKE", str(tmp_path / "lake"))
+    assert run_dag(D3) == "success"
+    rows = mart_rows(postgres_warehouse_url)
+    assert len(rows["portfolio_summary"]) == 1 and rows["customer_rfm"]
+    wh = open_warehouse(postgres_warehouse_url)
+    # revenue reconciles with the source to the cent
+    expected = wh.scalar(
+        "SELECT sum(gross_amount - discount_amount - refund_amount) FROM crm.orders "
+        "WHERE status <> 'cancelled' AND ordered_at < %s",
+        [date(1997, 4, 1)],
+    )
+    assert wh.scalar("SELECT revenue FROM marts.portfolio_summary WHERE snapshot_date = %s", [D3]) == expected
+    # the BI role can read every mart and its latest view
+    grants = wh.query(
+        "SELECT count(*) FROM information_schema.role_table_grants "
+        "WHERE grantee = 'crm_bi_reader' AND table_schema = 'marts' AND privilege_type = 'SELECT'"
+    )[0][0]
+    assert grants >= 9
+    assert wh.scalar("SELECT outcome FROM marts.pipeline_runs WHERE snapshot_date = %s", [D3]) == "success"

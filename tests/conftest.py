@@ -1,0 +1,102 @@
+"""Shared fixtures: one Spark session, and the real services started from infra/localstack.py
+(PostgreSQL from Debian's package, moto_server for S3, a Spark standalone cluster)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "infra"))
+
+import localstack  # noqa: E402
+
+# Nothing a test runs may write into the repository's ./data, and Airflow must find its home
+# before it is first imported.
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="crm-tests-"))
+os.environ["CRM_METRICS_DATA"] = str(_SESSION_TMP / "data")
+os.environ.setdefault("AIRFLOW_HOME", str(_SESSION_TMP / "airflow"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ["CRM_METRICS_RETRY_DELAY_SECONDS"] = "1"
+os.environ.pop("AIRFLOW_CONN_CRM_WAREHOUSE", None)
+os.environ.pop("CRM_METRICS_LAKE", None)
+logging.getLogger("py4j").setLevel(logging.WARNING)
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one Spark session of the test run (local, one core, two shuffle partitions)."""
+    from jobs.spark import get_spark
+
+    session = get_spark(master="local[2]", extra={"spark.sql.shuffle.partitions": "2"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Service]:
+    """A real PostgreSQL server on loopback for the whole session."""
+    try:
+        localstack.pg_bin("initdb")
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    svc = localstack.start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield svc
+    svc.stop()
+
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_warehouse_url(postgres_server: localstack.Service) -> str:
+    """A fresh, empty database on the session's server."""
+    import psycopg
+
+    name = f"test_{next(_db_numbers)}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def duckdb_warehouse_url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path}/warehouse.duckdb"
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest) -> str:
+    """Both warehouse implementations, for contract tests."""
+    return str(request.getfixturevalue(f"{request.param}_warehouse_url"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    svc = localstack.start_s3(tmp_path_factory.mktemp("s3"))
+    yield svc.url
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    svc = localstack.start_spark(tmp_path_factory.mktemp("spark"))
+    yield svc.url
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """Airflow metadata (SQLite) migrated once for the session."""
+    from jobs.airflow_local import prepare
+
+    return prepare()
