@@ -88,9 +88,10 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Service]:
+    """A standalone master and worker on loopback; `.url` is the master, `.extra['webui']` its UI."""
     svc = localstack.start_spark(tmp_path_factory.mktemp("spark"))
-    yield svc.url
+    yield svc
     svc.stop()
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +128,33 @@ def test_end_to_end_on_postgres(
     )[0][0]
     assert grants >= 9
     assert wh.scalar("SELECT outcome FROM marts.pipeline_runs WHERE snapshot_date = %s", [D3]) == "success"
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_standalone_cluster(
+    spark_cluster: Any, pipeline_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The same DAG with the Spark connection pointed at the local standalone cluster. It runs
+    in a child process: this process already holds a local SparkSession."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CRM_METRICS_SPARK_MASTER": spark_cluster.url,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "CRM_METRICS_DATA": str(tmp_path / "data"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "run", "--date", D3.isoformat(), "--json"],
+        env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("{")][-1]
+    assert '"outcome": "success"' in summary
+    rows = mart_rows(pipeline_env["warehouse"])
+    assert rows["customer_rfm"] and len(rows["portfolio_summary"]) == 1
+    with urllib.request.urlopen(spark_cluster.extra["webui"] + "/json/", timeout=5) as r:  # noqa: S310
+        master = json.load(r)
+    assert [app["name"] for app in master["completedapps"]] == ["crm-metrics"]
