@@ -28,6 +28,7 @@ def prepare(home: Path | None = None) -> Path:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("CRM_METRICS_RETRY_DELAY_SECONDS", "5")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     marker = home / ".crm-metrics-migrated"
     if not marker.exists():
         env = dict(os.environ)
