@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -36,12 +36,6 @@ from jobs.warehouse import Warehouse, open_warehouse, quote_ident
 from schemas.source import (
     ACQUISITION_CHANNELS,
     CATEGORIES,
-    CUSTOMERS,
-    INTERACTIONS,
-    MARKETING_SPEND,
-    ORDER_ITEMS,
-    ORDERS,
-    PRODUCTS,
     SALES_CHANNELS,
     SOURCE_SCHEMA,
     SOURCE_TABLES,
@@ -134,7 +128,7 @@ def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
 
 
 def _epoch(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 def _season(t: np.ndarray) -> np.ndarray:
@@ -413,16 +407,18 @@ def inject_defects(chunk: Chunk, rate: float, rng: np.random.Generator, start: i
             cols["customer_id"][row] = f"GHOST-{oid}"
             detail = "customer_id not in customers"
         elif kind == "future_timestamp":
-            cols["ordered_at"][row] = datetime.fromtimestamp(end + 30 * DAY, tz=timezone.utc).replace(tzinfo=None)
+            cols["ordered_at"][row] = datetime.fromtimestamp(end + 30 * DAY, tz=UTC).replace(tzinfo=None)
             detail = "ordered_at 30 days after the end and after updated_at"
         elif kind == "before_company_start":
-            cols["ordered_at"][row] = datetime.fromtimestamp(start - 3 * 365 * DAY, tz=timezone.utc).replace(tzinfo=None)
+            cols["ordered_at"][row] = datetime.fromtimestamp(start - 3 * 365 * DAY, tz=UTC).replace(tzinfo=None)
             detail = "ordered_at three years before the first customer"
         else:  # unknown_currency
             cols["currency"][row] = "XXX"
             detail = "currency XXX"
         records.append((kind, "orders", oid, detail))
-    for oid in chunk.late_updates[: max(1, len(picks) // len(damage_kinds))]:
+    damaged = {r[2] for r in records}
+    untouched_late = [oid for oid in chunk.late_updates if oid not in damaged]
+    for oid in untouched_late[: max(1, len(picks) // len(damage_kinds))]:
         records.append(("late_update", "orders", oid, "refund recorded days after the order: a later version"))
     table = pa.table({c: pa.array(v, orders.schema.field(c).type) for c, v in cols.items()})
     if extra_rows:
@@ -483,7 +479,7 @@ def generate(
             by_name["marketing_spend"],
             pa.table(
                 {
-                    "month": pa.array([datetime.fromtimestamp(m, tz=timezone.utc).date() for m, _ in keys], pa.date32()),
+                    "month": pa.array([datetime.fromtimestamp(m, tz=UTC).date() for m, _ in keys], pa.date32()),
                     "channel": [c for _, c in keys],
                     "spend": money(np.array([spend[k] for k in keys], dtype=np.int64)),
                     "updated_at": stamps(np.array([min(_month_end(m), t1) for m, _ in keys], dtype=np.int64)),
@@ -513,7 +509,7 @@ def generate(
 
 
 def _month_end(month_start: int) -> int:
-    d = datetime.fromtimestamp(month_start, tz=timezone.utc)
+    d = datetime.fromtimestamp(month_start, tz=UTC)
     nxt = (d.replace(day=28) + timedelta(days=4)).replace(day=1)
     return int(nxt.timestamp()) - 1
 
