@@ -55,8 +55,8 @@ def test_spark_cluster_runs_a_job_and_stops(tmp_path: Path) -> None:
     try:
         # a child process: this one may already hold a local SparkSession
         code = (
-            "from jobs.spark import get_spark; s = get_spark(master=%r); "
-            "print(s.range(1000).selectExpr('sum(id)').first()[0]); s.stop()" % svc.url
+            f"from jobs.spark import get_spark; s = get_spark(master={svc.url!r}); "
+            "print(s.range(1000).selectExpr('sum(id)').first()[0]); s.stop()"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
         assert out.returncode == 0, out.stderr[-2000:]
