@@ -24,6 +24,8 @@ MART_NAMES = (
     "portfolio_summary",
     "portfolio_breakdown",
     "whale_curve",
+    "customer_clv",
+    "clv_model_fit",
 )
 MART_ASSETS = [Asset(name=f"crm_marts.{m}", uri=f"crm-metrics://marts/{m}") for m in MART_NAMES]
 
@@ -42,6 +44,9 @@ PARAMS = {
     "decline_gap_factor": Param(_DEFAULTS.decline_gap_factor, type="number", minimum=1, description="Overdue by this multiple of the own mean gap = decline."),
     "kotler_profit_threshold": Param(None, type=["null", "number"], description="Profit split for the Kotler quadrants (default: median)."),
     "kotler_loyalty_threshold": Param(None, type=["null", "number"], description="Loyalty-score split for the Kotler quadrants (default: median)."),
+    "clv_months": Param(_DEFAULTS.clv_months, type="integer", minimum=1, description="CLV horizon in months."),
+    "clv_monthly_discount": Param(_DEFAULTS.clv_monthly_discount, type="number", minimum=0, description="Monthly discount rate of the CLV."),
+    "clv_min_customers": Param(_DEFAULTS.clv_min_customers, type="integer", minimum=1, description="Fewer buying customers than this: the CLV models are skipped (recorded)."),
 }
 
 

@@ -109,6 +109,10 @@ class RunParams:
     partner_min_tenure_days: int = 365
     kotler_profit_threshold: float | None = None
     kotler_loyalty_threshold: float | None = None
+    # predictive CLV
+    clv_months: int = 12
+    clv_monthly_discount: float = 0.01
+    clv_min_customers: int = 50
 
     @classmethod
     def from_mapping(cls, values: dict[str, object] | None) -> RunParams:

@@ -160,6 +160,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
 
 
 def build_marts_step(ctx: RunContext) -> dict[str, Any]:
+    from jobs.metrics.clv import ClvSettings
     from jobs.metrics.customers import SegmentRules
     from jobs.snapshot_inputs import read_clean
     from jobs.transform import build_marts, write_marts
@@ -173,12 +174,14 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
         partner_min_tenure_days=p.partner_min_tenure_days, kotler_profit_threshold=p.kotler_profit_threshold,
         kotler_loyalty_threshold=p.kotler_loyalty_threshold,
     )
-    built = build_marts(inputs, ctx.snapshot, rules)
+    settings = ClvSettings(min_customers=p.clv_min_customers, clv_months=p.clv_months, monthly_discount=p.clv_monthly_discount)
+    built = build_marts(inputs, ctx.snapshot, rules, settings)
     try:
         counts = write_marts(ctx.lake, ctx.snapshot, built)
     finally:
         built.release()
-    return {"rows_built": sum(counts.values()), "marts": counts}
+    fits = {f.model: {"params": f.params, "log_likelihood": f.log_likelihood, "status": f.message} for f in built.fits}
+    return {"rows_built": sum(counts.values()), "marts": counts, "clv_fits": fits}
 
 
 def validate_marts_step(ctx: RunContext) -> dict[str, Any]:

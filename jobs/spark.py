@@ -8,6 +8,7 @@ or the `CRM_METRICS_SPARK_MASTER` variable points the same jobs at a cluster.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,9 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     from pyspark.sql import SparkSession
 
     master = spark_master(master)
+    # Python workers (the CLV pandas UDF) must run this interpreter, which has scipy and pandas;
+    # on a real cluster set PYSPARK_PYTHON to the environment shipped with the job.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("sc://"):
         return SparkSession.builder.remote(master).appName(app_name).getOrCreate()
     builder = (

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.lake import Lake
-from jobs.metrics import channels, cohorts, customers, movements, portfolio, segments
+from jobs.metrics import channels, clv, cohorts, customers, movements, portfolio, segments
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
 from jobs.snapshot_inputs import CleanInputs
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 class BuiltMarts:
     marts: dict[str, DataFrame]
     cached: list[DataFrame]
+    fits: tuple[clv.FitResult, ...] = ()
 
     def release(self) -> None:
         for df in self.cached:
@@ -42,7 +43,9 @@ def conform(df: DataFrame, table: Table) -> DataFrame:
     return df.select(*[F.col(c.name).cast(spark_type_ddl(c.type)).alias(c.name) for c in table.columns])
 
 
-def build_marts(inputs: CleanInputs, snapshot: date, seg_rules: customers.SegmentRules) -> BuiltMarts:
+def build_marts(
+    inputs: CleanInputs, snapshot: date, seg_rules: customers.SegmentRules, clv_settings: clv.ClvSettings | None = None
+) -> BuiltMarts:
     """All metric marts as DataFrames (lazy), from the clean layer. customer_day and the customer
     base are cached: every mart reads them."""
     orders = inputs.orders
@@ -53,7 +56,11 @@ def build_marts(inputs: CleanInputs, snapshot: date, seg_rules: customers.Segmen
     summary = customers.customer_summary(days, snapshot)
     base = customers.customer_base(inputs.customers, summary, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
     profitability = customers.customer_profitability(base, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
-    rfm = customers.customer_rfm(base, snapshot)
+    rfm = customers.customer_rfm(base, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
+    settings = clv_settings or clv.ClvSettings()
+    bg, gg = clv.fit_models(rfm, settings)
+    fit_rows = clv.model_fit_rows(bg, gg, snapshot)
+    spark = rfm.sparkSession
     prefs = segments.preferences(facts, items, inputs.products)
     segs = segments.customer_segments(
         base, profitability, prefs, segments.referrals_made(inputs.customers), snapshot, seg_rules
@@ -71,11 +78,14 @@ def build_marts(inputs: CleanInputs, snapshot: date, seg_rules: customers.Segmen
         "portfolio_summary": portfolio.portfolio_summary(profitability, segs, snapshot, seg_rules.active_days),
         "portfolio_breakdown": portfolio.portfolio_breakdown(profitability, segs, snapshot),
         "whale_curve": portfolio.whale_curve(profitability, snapshot),
+        "customer_clv": clv.customer_clv(rfm, bg, gg, snapshot, settings),
+        "clv_model_fit": spark.createDataFrame(fit_rows, clv.MODEL_FIT_SCHEMA),
     }
     by_name = {t.name: t for t in METRIC_MARTS}
     return BuiltMarts(
         marts={name: conform(df, by_name[name]) for name, df in marts.items()},
-        cached=[items, facts, days, base, profitability, segs, retention],
+        cached=[items, facts, days, base, profitability, rfm, segs, retention],
+        fits=(bg, gg),
     )
 
 

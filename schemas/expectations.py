@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from schemas.marts import (
     CHANNEL_ECONOMICS,
+    CLV_MODEL_FIT,
     COHORT_RETENTION,
+    CUSTOMER_CLV,
     CUSTOMER_MOVEMENTS,
     CUSTOMER_PROFITABILITY,
     CUSTOMER_RFM,
@@ -148,4 +150,16 @@ MART_SUITES[PORTFOLIO_BREAKDOWN.name] += [
 MART_SUITES[WHALE_CURVE.name] += [
     ("ExpectColumnValuesToBeBetween", {"column": "percentile", "min_value": 1, "max_value": 100}),
     _rate("cumulative_customer_share"),
+]
+MART_SUITES[CUSTOMER_CLV.name] += [
+    _rate("p_alive"),
+    _between("expected_purchases_4w", 0),
+    _between("expected_purchases_52w", 0),
+    _between("clv", 0),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "expected_purchases_52w", "column_B": "expected_purchases_13w", "or_equal": True}),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "expected_purchases_13w", "column_B": "expected_purchases_4w", "or_equal": True}),
+]
+MART_SUITES[CLV_MODEL_FIT.name] += [
+    ("ExpectColumnValuesToBeInSet", {"column": "model", "value_set": ["bgnbd", "gamma_gamma"]}),
+    ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": ["ok", "skipped", "failed"]}),
 ]

@@ -270,6 +270,52 @@ WHALE_CURVE = Table(
     ),
 )
 
+CUSTOMER_CLV = Table(
+    name="customer_clv",
+    comment="Predictive customer lifetime value: BG/NBD purchases and Gamma-Gamma spend.",
+    grain="one row per customer with at least one purchase, per snapshot date",
+    key=("snapshot_date", "customer_id"),
+    notes=(
+        "Models fitted per snapshot by maximum likelihood on frequency / recency / T (weeks) from customer_rfm; parameters and fit quality in clv_model_fit.",
+        "BG/NBD assumes a customer can only drop out right after a purchase, so one-time buyers (frequency 0) always get p_alive = 1; their expected purchases still fall with T.",
+        "Gamma-Gamma is fitted on repeat buyers with positive mean spend only; expected_average_spend shrinks a customer's own mean towards the population mean (one-time buyers get the population mean).",
+        "clv = expected_average_spend x sum over months i = 1..H of [E N(i) - E N(i-1)] / (1 + d)^i with H = clv_horizon_months (run parameter clv_months, default 12), a month of 4.345 weeks and d = clv_monthly_discount (default 1%). Null when a model was skipped.",
+    ),
+    columns=(
+        _SNAP,
+        _CUST,
+        c("p_alive", "double", "Probability that the customer is still active (BG/NBD)."),
+        c("expected_purchases_4w", "double", "Expected purchase days in the next 4 weeks."),
+        c("expected_purchases_13w", "double", "Expected purchase days in the next 13 weeks."),
+        c("expected_purchases_52w", "double", "Expected purchase days in the next 52 weeks."),
+        c("expected_average_spend", "double", "Expected spend per future purchase day (Gamma-Gamma)."),
+        c("clv", "double", "Discounted expected spend over the next clv_horizon_months months (see notes)."),
+        c("clv_horizon_months", "int", "CLV horizon in months (default 12)."),
+    ),
+)
+
+CLV_MODEL_FIT = Table(
+    name="clv_model_fit",
+    comment="Fitted CLV model parameters and fit quality per snapshot, in long format.",
+    grain="one row per snapshot date x model x parameter",
+    key=("snapshot_date", "model", "parameter"),
+    notes=(
+        "model bgnbd: parameters r, alpha, a, b; model gamma_gamma: p, q, gamma (named as in Fader, Hardie and Lee).",
+        "status ok = converged within sane bounds; skipped = too few customers (message says how many); failed = stops the run at the mart gate.",
+    ),
+    columns=(
+        _SNAP,
+        c("model", "string", "bgnbd or gamma_gamma.", nullable=False),
+        c("parameter", "string", "Parameter name (r, alpha, a, b, p, q, gamma) or 'skipped'.", nullable=False),
+        c("value", "double", "Maximum-likelihood estimate."),
+        c("log_likelihood", "double", "Log-likelihood of the fit."),
+        c("customers", "bigint", "Customers the fit used."),
+        c("converged", "boolean", "Whether the optimiser reported convergence."),
+        c("status", "string", "ok, skipped or failed."),
+        c("message", "string", "Optimiser message, skip reason or the bounds that were broken."),
+    ),
+)
+
 METRIC_MARTS: tuple[Table, ...] = (
     CUSTOMER_PROFITABILITY,
     CUSTOMER_RFM,
@@ -280,6 +326,8 @@ METRIC_MARTS: tuple[Table, ...] = (
     PORTFOLIO_SUMMARY,
     PORTFOLIO_BREAKDOWN,
     WHALE_CURVE,
+    CUSTOMER_CLV,
+    CLV_MODEL_FIT,
 )
 
 PIPELINE_RUNS = Table(

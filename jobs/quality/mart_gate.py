@@ -63,6 +63,15 @@ def validate_marts(
     results.append(
         check("mart_cohort_retention", "unbounded retention never increases with the period", rising == 0, f"{rising} increases")
     )
+    failed_fits = marts["clv_model_fit"].where("status = 'failed'").select("model", "message").distinct().collect()
+    results.append(
+        check(
+            "mart_clv_model_fit",
+            "CLV models converged with parameters inside sane bounds (or were skipped for too few customers)",
+            not failed_fits,
+            "; ".join(f"{r['model']}: {r['message']}" for r in failed_fits) or "ok",
+        )
+    )
     sums = (
         marts["portfolio_breakdown"].groupBy("dimension").agg(F.sum("customer_share").alias("s")).collect()
     )
