@@ -290,3 +290,20 @@ def model_fit_rows(bg: FitResult, gg: FitResult, snapshot: date) -> list[tuple[o
         if not fit.params:
             rows.append((snapshot, fit.model, "skipped", None, None, fit.customers, False, status, message))
     return rows
+
+
+def holdout_evaluation(
+    params: dict[str, float], x: np.ndarray, tx: np.ndarray, T: np.ndarray, actual: np.ndarray, weeks: float
+) -> dict[str, float]:
+    """Predicted against actual repeat purchases in a holdout period: per-customer correlation,
+    aggregate forecast error (predicted total / actual total - 1) and mean absolute error."""
+    predicted = expected_purchases(params, weeks, x, tx, T)
+    return {
+        "customers": float(len(x)),
+        "holdout_weeks": float(weeks),
+        "correlation": float(np.corrcoef(predicted, actual)[0, 1]),
+        "predicted_total": float(predicted.sum()),
+        "actual_total": float(actual.sum()),
+        "aggregate_error": float(predicted.sum() / actual.sum() - 1),
+        "mean_absolute_error": float(np.mean(np.abs(predicted - actual))),
+    }

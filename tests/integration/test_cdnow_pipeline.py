@@ -62,6 +62,46 @@ def test_run_is_recorded(sample_warehouse: str) -> None:
     assert outcome == "success" and published > 2357
 
 
+def test_clv_fits_reproduce_the_published_estimates(sample_warehouse: str) -> None:
+    """Fitted inside the pipeline from its own customer_rfm: BG/NBD and Gamma-Gamma (946 repeat buyers)."""
+    rows = open_warehouse(sample_warehouse).query(
+        "SELECT model, parameter, value, log_likelihood, customers, status FROM marts.clv_model_fit WHERE snapshot_date = ?",
+        [date(1997, 9, 30)],
+    )
+    got = {(r[0], r[1]): r for r in rows}
+    published = {("bgnbd", "r"): 0.243, ("bgnbd", "alpha"): 4.414, ("bgnbd", "a"): 0.793, ("bgnbd", "b"): 2.426,
+                 ("gamma_gamma", "p"): 6.25, ("gamma_gamma", "q"): 3.74, ("gamma_gamma", "gamma"): 15.44}
+    for key, value in published.items():
+        assert f"{got[key][2]:.3g}" == f"{value:.3g}", key
+        assert got[key][5] == "ok"
+    assert got[("bgnbd", "r")][3] == pytest.approx(-9582.4, abs=0.1)
+    assert got[("bgnbd", "r")][4] == 2357 and got[("gamma_gamma", "p")][4] == 946
+
+
+def test_holdout_forecast(sample_warehouse: str) -> None:
+    """Calibration to 1997-09-30, holdout 1997-10-01 .. 1998-06-30 (weeks 40-78, 39 weeks)."""
+    import numpy as np
+
+    from jobs.metrics.clv import holdout_evaluation
+
+    wh = open_warehouse(sample_warehouse)
+    params = dict(wh.query("SELECT parameter, value FROM marts.clv_model_fit WHERE model = 'bgnbd'"))
+    rfm = wh.query("SELECT customer_id, frequency, recency, T FROM marts.customer_rfm WHERE snapshot_date = ? ORDER BY customer_id", [date(1997, 9, 30)])
+    holdout_days: dict[str, set[str]] = defaultdict(set)
+    with (CDNOW / "CDNOW_sample.txt").open() as f:
+        for line in f:
+            _master, cid, day, _cds, _amount = line.split()
+            if "19971001" <= day <= "19980630":
+                holdout_days[cid].add(day)
+    actual = np.array([len(holdout_days[r[0]]) for r in rfm], dtype=float)
+    x, tx, t = (np.array([r[i] for r in rfm], dtype=float) for i in (1, 2, 3))
+    report = holdout_evaluation(params, x, tx, t, actual, weeks=39)
+    print(report)
+    assert report["customers"] == 2357
+    assert 0.55 <= report["correlation"] <= 0.75  # the literature reports about 0.63
+    assert abs(report["aggregate_error"]) < 0.15
+
+
 @pytest.mark.slow
 def test_master_revenue_per_customer_reconciles_to_the_cent(tmp_path: Path, spark: object) -> None:
     url = _run(tmp_path, "CDNOW_master.txt", "customer_id,date,quantity,amount", date(1998, 6, 30))
