@@ -150,14 +150,22 @@ def clv(bg: dict[str, float], spend: np.ndarray, x: np.ndarray, tx: np.ndarray, 
 
 
 # -- Spark side ------------------------------------------------------------------------------------
-def bgnbd_triples(rfm: DataFrame) -> pd.DataFrame:
-    """Unique (x, t_x, T) with customer counts: the only data the BG/NBD fit needs (driver-sized)."""
-    return (
-        rfm.groupBy(F.col("frequency").alias("x"), F.col("recency").alias("tx"), F.col("T"))
-        .agg(F.count(F.lit(1)).alias("n"))
-        .orderBy("x", "tx", "T")
-        .toPandas()
+MAX_TRIPLES = 100_000
+
+
+def bgnbd_triples(rfm: DataFrame, max_triples: int = MAX_TRIPLES) -> pd.DataFrame:
+    """Unique (x, t_x, T) with customer counts: the only data the BG/NBD fit needs.
+
+    Exact (day resolution) while there are at most `max_triples` of them. Beyond that (millions
+    of customers over a long history) t_x and T are rounded to whole weeks for the fit, which
+    bounds the triples by the calendar, not by the customers; scoring always uses exact values.
+    """
+    exact = rfm.groupBy(F.col("frequency").alias("x"), F.col("recency").alias("tx"), F.col("T")).agg(
+        F.count(F.lit(1)).alias("n")
     )
+    if exact.count() > max_triples:
+        exact = exact.groupBy("x", F.round("tx").alias("tx"), F.round("T").alias("T")).agg(F.sum("n").alias("n"))
+    return exact.orderBy("x", "tx", "T").toPandas()
 
 
 def gamma_gamma_pairs(rfm: DataFrame) -> pd.DataFrame:
