@@ -10,6 +10,7 @@ import pytest
 
 from jobs.generate import generate
 from jobs.pipeline import RunContext, run_all
+from jobs.quality.gates import GateFailed
 from jobs.warehouse import open_warehouse
 
 START, END = date(2023, 1, 1), date(2023, 6, 30)
@@ -51,7 +52,7 @@ def test_every_injected_defect_is_quarantined_with_its_reason(tmp_path: Path) ->
         status = wh.scalar("SELECT status FROM crm.orders WHERE order_id = ?", [key])
         assert status in ("refunded", "partially_refunded")
     assert wh.scalar("SELECT rows_quarantined FROM marts.pipeline_runs") == wh.scalar(
-        "SELECT count(DISTINCT source_table || row_key) FROM marts.quarantine"
+        "SELECT count(*) FROM (SELECT DISTINCT source_table, row_json FROM marts.quarantine)"
     )
     results = wh.query("SELECT suite, success FROM marts.dq_results WHERE suite = 'raw_orders'")
     assert results and all(ok for _, ok in results)
@@ -73,12 +74,13 @@ def test_too_many_defects_stop_the_run_and_the_marts_keep_the_previous_snapshot(
         "'XXX', gross_amount, discount_amount, refund_amount, shipping_cost, TIMESTAMP '2023-06-30 10:00:00' "
         "FROM crm.orders ORDER BY order_id LIMIT 100"
     )
-    summary = run_all(RunContext.create(END, warehouse=url, lake=lake))
-    assert summary["outcome"] == "failed" and summary["failed_step"] == "validate_raw"
-    message = summary["message"]
+    with pytest.raises(GateFailed) as failure:
+        run_all(RunContext.create(END, warehouse=url, lake=lake))
+    message = str(failure.value)
     assert "raw_orders" in message and "quarantined share" in message and "unknown_currency" in message
     assert "BAD-" in message  # examples are shown
     assert wh.query("SELECT * FROM marts.portfolio_summary") == before
     assert wh.scalar("SELECT max(snapshot_date) FROM marts.customer_rfm_latest") == day_before
     assert wh.scalar("SELECT count(*) FROM marts.quarantine WHERE snapshot_date = ? AND reason_code = 'unknown_currency'", [END]) == 100
-    assert wh.scalar("SELECT outcome FROM marts.pipeline_runs WHERE snapshot_date = ?", [END]) == "failed"
+    outcome, step, recorded = wh.query("SELECT outcome, failed_step, message FROM marts.pipeline_runs WHERE snapshot_date = ?", [END])[0]
+    assert (outcome, step) == ("failed", "validate_raw") and "unknown_currency" in recorded
