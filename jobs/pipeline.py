@@ -49,6 +49,7 @@ class RunContext:
         lake: str | None = None,
         params: dict[str, Any] | RunParams | None = None,
     ) -> RunContext:
+        snapshot = date(snapshot.year, snapshot.month, snapshot.day)  # a plain date, not pendulum's subclass
         return cls(
             snapshot=snapshot,
             run_id=run_id or f"manual__{snapshot.isoformat()}",
