@@ -3,12 +3,15 @@
 `CRM_METRICS_FAIL_AT=point[,point...]` fails at those points every time.
 `CRM_METRICS_FAIL_ONCE_DIR=DIR` with `CRM_METRICS_FAIL_AT` fails each point only the first time
 (a marker file in DIR remembers it), which is how retries are tested.
+`CRM_METRICS_PAUSE_AT=point` with `CRM_METRICS_PAUSE_FILE=FILE` writes FILE and sleeps at that
+point, so a test can kill the process exactly there.
 Never set in production; the points cost one environment lookup.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -28,3 +31,10 @@ def maybe_fail(point: str) -> None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("failed once\n")
     raise InjectedFault(f"injected fault at {point} (CRM_METRICS_FAIL_AT)")
+
+
+def maybe_pause(point: str) -> None:
+    if os.environ.get("CRM_METRICS_PAUSE_AT") != point:
+        return
+    Path(os.environ["CRM_METRICS_PAUSE_FILE"]).write_text(f"paused at {point}\n")
+    time.sleep(600)

@@ -12,6 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.faults import maybe_pause
 from jobs.lake import Lake
 from jobs.metrics import channels, clv, cohorts, customers, movements, portfolio, segments
 from jobs.metrics.customer_day import customer_day
@@ -97,6 +98,7 @@ def write_marts(lake: Lake, snapshot: date, built: BuiltMarts) -> dict[str, int]
         staging = lake.staging(parent)
         try:
             df.coalesce(1).write.mode("overwrite").parquet(str(staging / "data"))
+            maybe_pause("mart_written_before_rename")
             lake.replace(staging / "data", lake.mart_partition(name, snapshot))
         finally:
             lake.clean_staging(parent)

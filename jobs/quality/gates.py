@@ -141,9 +141,11 @@ def _class_name(snake: str) -> str:
 
 def build_data_docs(target: Path) -> Path | None:
     """Render Data Docs (HTML) for the validations of this process into `target`."""
+    import hashlib
+
     ctx = _context()
+    site = "docs_" + hashlib.sha1(str(target.resolve()).encode()).hexdigest()[:12]
     try:
-        site = "crm_lake_docs"
         if site not in (ctx.get_site_names() or []):
             ctx.add_data_docs_site(
                 site_name=site,

@@ -40,12 +40,21 @@ def test_dag_integrity(airflow_home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_run_twice_gives_identical_marts(airflow_home: Path, pipeline_env: dict[str, str]) -> None:
+def test_retried_failures_and_reruns_give_identical_marts(
+    airflow_home: Path, pipeline_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every task fails once (retries = 2 absorb it); then the date runs again without faults:
+    both give the same marts, row for row."""
     from jobs.airflow_local import run_dag
+    from jobs.pipeline import STEPS
 
+    monkeypatch.setenv("CRM_METRICS_FAIL_AT", ",".join(f"step_{s}" for s in STEPS))
+    monkeypatch.setenv("CRM_METRICS_FAIL_ONCE_DIR", str(tmp_path / "faults"))
     assert run_dag(D3) == "success"
+    assert sorted(p.name for p in (tmp_path / "faults").iterdir()) == sorted(f"step_{s}.failed" for s in STEPS)
     first = mart_rows(pipeline_env["warehouse"])
     assert first["customer_rfm"] and first["cohort_retention"] and len(first["portfolio_summary"]) == 1
+    monkeypatch.delenv("CRM_METRICS_FAIL_AT")
     assert run_dag(D3) == "success"
     assert mart_rows(pipeline_env["warehouse"]) == first
 
@@ -128,6 +137,23 @@ def test_end_to_end_on_postgres(
     )[0][0]
     assert grants >= 9
     assert wh.scalar("SELECT outcome FROM marts.pipeline_runs WHERE snapshot_date = %s", [D3]) == "success"
+    _bi_reader_can_read_marts_only(postgres_warehouse_url)
+
+
+def _bi_reader_can_read_marts_only(url: str) -> None:
+    """A login in crm_bi_reader reads marts and latest views; cannot write, cannot see sources."""
+    import psycopg
+
+    from jobs.warehouse import open_warehouse
+
+    open_warehouse(url).execute("CREATE ROLE dashboard LOGIN PASSWORD 'dash-pw' IN ROLE crm_bi_reader")
+    reader_url = "postgresql://dashboard:dash-pw@" + url.split("@", 1)[1]
+    with psycopg.connect(reader_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM marts.customer_rfm").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM marts.cohort_retention_latest").fetchone()[0] > 0
+        for sql in ("DELETE FROM marts.customer_rfm", "SELECT count(*) FROM crm.orders", "CREATE TABLE marts.x (i int)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
 
 
 @pytest.mark.slow

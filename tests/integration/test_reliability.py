@@ -1,0 +1,95 @@
+"""Faults with real components: a driver killed mid-write, late data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from jobs.generate import generate
+from jobs.lake import Lake
+from jobs.pipeline import RunContext, run_all
+from jobs.warehouse import open_warehouse
+from tests.integration.conftest import mart_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+D1, D2 = date(2024, 2, 28), date(2024, 2, 29)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> str:
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    generate(open_warehouse(url), 400, date(2023, 9, 1), D2, seed=13)
+    return url
+
+
+@pytest.mark.slow
+def test_driver_killed_mid_write_leaves_no_partial_partition(source: str, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    marker = tmp_path / "paused"
+    env = {**os.environ, "CRM_METRICS_PAUSE_AT": "mart_written_before_rename", "CRM_METRICS_PAUSE_FILE": str(marker)}
+    code = (
+        "from datetime import date; from jobs.pipeline import RunContext, run_all; "
+        f"run_all(RunContext.create(date(2024, 2, 28), warehouse={source!r}, lake={str(lake)!r}))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            assert proc.poll() is None, "the run ended before reaching the pause point"
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the Python driver and its JVM, no goodbye
+        proc.wait()
+    # the first mart's files were written to staging but never renamed into place
+    first_mart = Lake.at(lake).mart_table("customer_profitability")
+    assert not (first_mart / f"snapshot_date={D1}").exists()
+    assert list((first_mart / "_staging").iterdir())  # invisible to readers: Spark skips '_' folders
+    # the rerun completes, cleans up, and equals a clean run elsewhere
+    assert run_all(RunContext.create(D1, warehouse=source, lake=str(lake)))["outcome"] == "success"
+    assert not (first_mart / "_staging").exists()
+    clean_url = f"duckdb:///{tmp_path}/clean.duckdb"
+    generate(open_warehouse(clean_url), 400, date(2023, 9, 1), D2, seed=13)
+    assert run_all(RunContext.create(D1, warehouse=clean_url, lake=str(tmp_path / "lake2")))["outcome"] == "success"
+    assert mart_rows(source) == mart_rows(clean_url)
+
+
+@pytest.mark.slow
+def test_late_update_is_picked_up_on_the_day_it_changed_without_double_counting(source: str, tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    wh = open_warehouse(source)
+    # an order placed well before D1, refunded on D2
+    oid, customer, paid = wh.query(
+        "SELECT order_id, customer_id, gross_amount - discount_amount FROM crm.orders "
+        "WHERE status = 'completed' AND ordered_at < TIMESTAMP '2024-02-01' AND updated_at < TIMESTAMP '2024-02-01' "
+        "AND customer_id NOT IN (SELECT customer_id FROM crm.orders WHERE updated_at >= TIMESTAMP '2024-02-29') "
+        "ORDER BY gross_amount DESC LIMIT 1"
+    )[0]
+    assert run_all(RunContext.create(D1, warehouse=source, lake=lake))["outcome"] == "success"
+
+    def customer_row(snapshot: date) -> tuple[object, ...]:
+        return wh.query(
+            "SELECT revenue, orders, refunds FROM marts.customer_profitability WHERE snapshot_date = ? AND customer_id = ?",
+            [snapshot, customer],
+        )[0]
+
+    before = customer_row(D1)
+    wh.execute(
+        "UPDATE crm.orders SET status = 'refunded', refund_amount = gross_amount - discount_amount, "
+        "updated_at = TIMESTAMP '2024-02-29 09:30:00' WHERE order_id = ?",
+        [oid],
+    )
+    assert run_all(RunContext.create(D2, warehouse=source, lake=lake))["outcome"] == "success"
+    after = customer_row(D2)
+    assert after == (before[0] - paid, before[1], before[2] + paid)  # same order count: counted once
+    # the old snapshot, rebuilt now, is what D1 saw: the refund had not happened yet
+    assert run_all(RunContext.create(D1, warehouse=source, lake=lake))["outcome"] == "success"
+    assert customer_row(D1) == before
