@@ -4,6 +4,7 @@ warehouses loaded from the CDNOW sample."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,23 @@ def mart_rows(url: str, snapshot: object | None = None) -> dict[str, list[tuple[
         rows = wh.query(f"SELECT * FROM marts.{table.name}{where}", [snapshot] if snapshot else [])
         out[table.name] = sorted(rows, key=repr)
     return out
+
+
+PUBLISHED_SNAPSHOT = date(2024, 6, 30)
+
+
+@pytest.fixture(scope="session")
+def published_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object) -> dict[str, object]:
+    """A generated DuckDB warehouse (1,500 customers, 18 months) with every mart published for
+    PUBLISHED_SNAPSHOT, built once per session for the tests that only read marts (BI clients,
+    S3 export, the report). Treat it as read-only."""
+    from jobs.generate import generate
+    from jobs.pipeline import RunContext, run_all
+    from jobs.warehouse import open_warehouse
+
+    base = tmp_path_factory.mktemp("published")
+    url = f"duckdb:///{base}/warehouse.duckdb"
+    generate(open_warehouse(url), 1500, date(2023, 1, 1), PUBLISHED_SNAPSHOT, seed=11)
+    summary = run_all(RunContext.create(PUBLISHED_SNAPSHOT, warehouse=url, lake=str(base / "lake")))
+    assert summary["outcome"] == "success", summary
+    return {"warehouse": url, "lake": str(base / "lake"), "snapshot": PUBLISHED_SNAPSHOT, "run_id": f"manual__{PUBLISHED_SNAPSHOT}"}
