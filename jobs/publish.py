@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from jobs.faults import maybe_fail
+from jobs.faults import maybe_fail, maybe_pause
 from jobs.lake import Lake
 from jobs.warehouse import Warehouse, quote_ident
 from schemas.marts import MARTS_SCHEMA, METRIC_MARTS, OPERATIONAL_TABLES
@@ -73,6 +73,7 @@ def publish(wh: Warehouse, lake: Lake, snapshot: date, marts: Sequence[Table] = 
             refresh_views(conn, marts)
             apply_grants(wh, conn)
             maybe_fail("publish_before_commit")
+            maybe_pause("publish_before_commit")
     finally:
         for _table, stage in staged:
             try:
