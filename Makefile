@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pip on these machines warns about missing local mirrors; keep the output readable
 PIPQUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-APT_PACKAGES := postgresql libpostgresql-jdbc-java
+APT_PACKAGES := postgresql libpostgresql-jdbc-java chromium
 
 .PHONY: demo test install system-deps java lint typecheck unit bench bench-generate docs clean
 
@@ -25,7 +25,7 @@ java:
 	@command -v java >/dev/null || { apt-get update -q && apt-get install -y -q openjdk-17-jre-headless; }
 
 system-deps: java
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -f /usr/share/java/postgresql.jar ]; then \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -f /usr/share/java/postgresql.jar ] || ! command -v chromium >/dev/null; then \
 		echo "installing $(APT_PACKAGES)"; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
 	fi
 

@@ -47,6 +47,7 @@ PARAMS = {
     "clv_months": Param(_DEFAULTS.clv_months, type="integer", minimum=1, description="CLV horizon in months."),
     "clv_monthly_discount": Param(_DEFAULTS.clv_monthly_discount, type="number", minimum=0, description="Monthly discount rate of the CLV."),
     "clv_min_customers": Param(_DEFAULTS.clv_min_customers, type="integer", minimum=1, description="Fewer buying customers than this: the CLV models are skipped (recorded)."),
+    "export_url": Param(None, type=["null", "string"], description="s3://bucket/prefix to export the snapshot to (default: $CRM_METRICS_EXPORT_URL; none: no export). Credentials: connection crm_export."),
 }
 
 
@@ -109,6 +110,17 @@ def customer_metrics() -> None:
     def publish(**context: Any) -> dict[str, Any]:
         return _step("publish", context)
 
+    @task
+    def report(**context: Any) -> dict[str, Any]:
+        """After the record, so the report shows this run's row of marts.pipeline_runs."""
+        from jobs.pipeline import report_step
+
+        return report_step(_ctx(context))
+
+    @task
+    def export(**context: Any) -> dict[str, Any]:
+        return _step("export", context)
+
     @task(trigger_rule="all_done", retries=0)
     def record(**context: Any) -> dict[str, Any]:
         from jobs.pipeline import record_step
@@ -118,7 +130,8 @@ def customer_metrics() -> None:
             raise RuntimeError(f"run failed at {summary['failed_step']}: {summary['message']}")
         return summary
 
-    extract() >> validate_raw() >> build_marts() >> validate_marts() >> publish() >> record()
+    published = extract() >> validate_raw() >> build_marts() >> validate_marts() >> publish()
+    published >> export() >> record() >> report()
 
 
 customer_metrics()

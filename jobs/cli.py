@@ -30,6 +30,21 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "run the customer_metrics DAG for a range of dates, in order",
         "crm-metrics backfill --from 2024-12-01 --to 2024-12-31",
     ),
+    "report": (
+        "jobs.report",
+        "write the portfolio report of a published snapshot as one self-contained HTML file",
+        "crm-metrics report --date 2024-12-31 --output portfolio.html",
+    ),
+    "export": (
+        "jobs.export_s3",
+        "export a published snapshot to S3 as Parquet with a manifest (customer ids as keyed hashes)",
+        "crm-metrics export --date 2024-12-31 --to s3://bucket/crm",
+    ),
+    "bench": (
+        "jobs.bench",
+        "benchmark the Spark metric job against a DuckDB SQL reference and pandas",
+        "crm-metrics bench --lines 1000000",
+    ),
 }
 
 

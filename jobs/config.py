@@ -113,6 +113,8 @@ class RunParams:
     clv_months: int = 12
     clv_monthly_discount: float = 0.01
     clv_min_customers: int = 50
+    # outputs beyond the warehouse
+    export_url: str | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, object] | None) -> RunParams:

@@ -27,6 +27,9 @@ Layout (Hive-style, what Athena / Spark / DuckDB / pyarrow read as a partitioned
   yields byte-identical objects and manifest (same pyarrow version).
 - Large files go up as multipart uploads (`TransferSettings.multipart_threshold` /
   `multipart_chunksize`), with botocore's standard retry mode (`max_attempts`).
+- Customer keys (`customer_id`, `referred_by`) leave the warehouse only as HMAC-SHA256 hashes
+  keyed by the Airflow Variable `crm_customer_key_secret` (see jobs/pseudonymize.py); the
+  manifest names the key version.
 - Two exports of the same date must not run at the same time (the DAG runs one per date).
 
 Spark clusters that ship `hadoop-aws` can read the same layout through `s3a://bucket/prefix/<mart>/`.
@@ -53,6 +56,7 @@ import pyarrow.parquet as pq
 
 from jobs.config import mask_secrets, mask_url, warehouse_url
 from jobs.faults import maybe_fail
+from jobs.pseudonymize import CUSTOMER_KEY_COLUMNS, CustomerKey, load_key, pseudonymize_table
 from jobs.warehouse import Warehouse, open_warehouse, quote_ident
 from schemas.marts import MARTS_SCHEMA, METRIC_MARTS
 from schemas.types import Table, arrow_schema
@@ -404,11 +408,22 @@ def _stream(
         cursor.close()
 
 
-def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema, size: int) -> Iterator[pa.Table]:
-    """Re-cut batches into tables of exactly `size` rows (the last may be smaller), so the row
-    groups, hence the file bytes, do not depend on how the warehouse happened to batch rows."""
+def _group_sizes(rows_per_file: int, row_group_rows: int) -> Iterator[int]:
+    """Row-group sizes, file after file: full groups, then what is left to fill the file."""
+    full, rest = divmod(rows_per_file, row_group_rows)
+    pattern = [row_group_rows] * full + ([rest] if rest else [])
+    while True:
+        yield from pattern
+
+
+def _row_groups(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, sizes: Iterator[int]
+) -> Iterator[pa.Table]:
+    """Re-cut batches into tables of exactly the next size's rows (the last may be smaller), so
+    row groups, hence file bytes, do not depend on how the warehouse happened to batch rows."""
     pending: list[pa.RecordBatch] = []
     held = 0
+    size = next(sizes)
     for batch in batches:
         if batch.num_rows == 0:
             continue
@@ -420,6 +435,7 @@ def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema, size: int)
             rest = table.slice(size)
             pending = rest.to_batches()
             held = rest.num_rows
+            size = next(sizes)
     if held:
         yield pa.Table.from_batches(pending, schema=schema).combine_chunks()
 
@@ -442,7 +458,10 @@ def _snapshot_reader(wh: Warehouse) -> Iterator[Any]:
         try:
             yield conn
         finally:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - closing the connection ends the transaction anyway
+                log.debug("rollback of the export's read transaction failed", exc_info=True)
 
 
 def _run_hint(snapshot: date) -> str:
@@ -476,8 +495,8 @@ def _count(conn: Any, wh: Warehouse, table: Table, snapshot: date) -> int:
         f"SELECT count(*) FROM {quote_ident(MARTS_SCHEMA, table.name)} "
         f"WHERE {quote_ident(PARTITION_COLUMN)} = {wh.placeholder}"
     )
-    row = conn.execute(sql, [snapshot]).fetchone()
-    return int(row[0]) if row else 0
+    rows = conn.execute(sql, [snapshot]).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _parquet_writer(path: Path, schema: pa.Schema, transfer: TransferSettings) -> pq.ParquetWriter:
@@ -501,6 +520,7 @@ def _export_mart(
     prefix: str,
     transfer: TransferSettings,
     workdir: Path,
+    key: CustomerKey,
 ) -> MartExport:
     """Write one mart's snapshot as Parquet files (sorted, fixed row groups) and upload each as
     soon as it is complete, so local disk holds one file at a time."""
@@ -524,8 +544,10 @@ def _export_mart(
     path = workdir / "part-00000.parquet"
     file_rows = 0
     batches = _stream(conn, wh.dialect, _select_sql(wh, table), [snapshot], schema, group_rows)
-    for group in _row_groups(batches, schema, group_rows):
-        if writer is not None and file_rows + group.num_rows > transfer.rows_per_file:
+    sizes = _group_sizes(transfer.rows_per_file, group_rows)
+    for group in _row_groups(batches, schema, sizes):
+        group = pseudonymize_table(group, key).cast(schema)  # customer ids leave only as keyed hashes
+        if writer is not None and file_rows >= transfer.rows_per_file:
             finish(writer, path, file_rows)
             writer = None
         if writer is None:
@@ -553,6 +575,7 @@ def build_manifest(
     warehouse: str,
     bucket: str,
     prefix: str,
+    key_version: str,
 ) -> dict[str, Any]:
     """The manifest: only facts of the export (no wall-clock time), so reruns give the same bytes."""
     tables = {t.name: t for t in METRIC_MARTS}
@@ -563,6 +586,7 @@ def build_manifest(
         "warehouse": mask_url(warehouse),
         "location": f"s3://{bucket}/{prefix}".rstrip("/") + "/",
         "partition_columns": [PARTITION_COLUMN],
+        "customer_key": {"algorithm": "HMAC-SHA256", "key_version": key_version, "columns": list(CUSTOMER_KEY_COLUMNS)},
         "rows": sum(m.rows for m in result_marts),
         "bytes": sum(m.bytes for m in result_marts),
         "marts": {
@@ -599,6 +623,7 @@ def export_snapshot(
     run_id: str | None = None,
     connection: S3Connection | None = None,
     transfer: TransferSettings | None = None,
+    key: CustomerKey | None = None,
 ) -> ExportResult:
     """Export every metric mart's rows for `snapshot` to `export_url` (s3://bucket/prefix).
 
@@ -606,10 +631,14 @@ def export_snapshot(
     plus one manifest per snapshot date, written last. Inputs: `marts.*` of the warehouse, rows
     with `snapshot_date = snapshot`. Re-exporting a date replaces its objects and manifest.
     `connection` None means the `crm_export` connection from the environment, else boto3's chain.
+    Customer ids are replaced by their keyed hash (`jobs.pseudonymize`); `key` None means the
+    secret configured in the Airflow Variable crm_customer_key_secret, and no secret, no export.
     """
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     transfer = transfer or TransferSettings()
+    key = key or load_key()
     bucket, prefix = parse_export_url(export_url)
     if connection is None:
         connection = S3Connection.from_env()
@@ -632,7 +661,7 @@ def export_snapshot(
             client.delete_object(Bucket=bucket, Key=mkey)
             with tempfile.TemporaryDirectory(prefix="crm-export-") as tmp:
                 marts = tuple(
-                    _export_mart(client, conn, wh, table, snapshot, bucket, prefix, transfer, Path(tmp))
+                    _export_mart(client, conn, wh, table, snapshot, bucket, prefix, transfer, Path(tmp), key)
                     for table in METRIC_MARTS
                 )
         for mart in marts:
@@ -648,13 +677,12 @@ def export_snapshot(
             if key not in written
         )
         _delete_keys(client, bucket, stale)
-        manifest = build_manifest(marts, snapshot, run_id, wh.url, bucket, prefix)
+        manifest = build_manifest(marts, snapshot, run_id, wh.url, bucket, prefix, key.version)
         maybe_fail(FAULT_BEFORE_MANIFEST)
         client.put_object(
             Bucket=bucket, Key=mkey, Body=manifest_bytes(manifest), ContentType="application/json"
         )
-    except (BotoCoreError, ClientError) as exc:
-        # boto3's S3UploadFailedError is neither: it carries no secret either and passes as is
+    except (Boto3Error, BotoCoreError, ClientError) as exc:  # Boto3Error: S3UploadFailedError
         raise ExportError(
             f"export of snapshot {snapshot.isoformat()} to {target} failed, no manifest written: "
             f"{mask_secrets(str(exc), secret)}"

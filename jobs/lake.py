@@ -52,6 +52,9 @@ class Lake:
     def quality_dir(self) -> Path:
         return self.root / "quality"
 
+    def report_path(self, snapshot: date) -> Path:
+        return self.root / "reports" / f"portfolio_{snapshot.isoformat()}.html"
+
     def run_dir(self, snapshot: date) -> Path:
         return self.root / "runs" / snapshot.isoformat()
 

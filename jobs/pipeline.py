@@ -1,6 +1,8 @@
 """One run of the customer_metrics pipeline, as steps the DAG (or the CLI) calls in order:
 
-extract -> validate_raw -> build_marts -> validate_marts -> publish -> record
+extract -> validate_raw -> build_marts -> validate_marts -> publish -> export -> record -> report
+
+The report comes after the record so that it shows the run's own row of marts.pipeline_runs.
 
 Each step reads and writes a fixed place (the lake partition of the snapshot, the warehouse rows of
 the snapshot), so any step can be retried or rerun. Each step leaves a small status file in the
@@ -25,7 +27,7 @@ from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "validate_raw", "build_marts", "validate_marts", "publish")
+STEPS = ("extract", "validate_raw", "build_marts", "validate_marts", "publish", "export")
 
 
 class LakeIncomplete(RuntimeError):
@@ -217,12 +219,34 @@ def publish_step(ctx: RunContext) -> dict[str, Any]:
     return {"rows_published": sum(rows.values()), "marts": rows}
 
 
+def report_step(ctx: RunContext) -> dict[str, Any]:
+    """The portfolio report of the published snapshot, as one HTML file in the lake."""
+    from jobs.report import write_report
+
+    path = write_report(ctx.warehouse_url, ctx.snapshot, ctx.lake.report_path(ctx.snapshot))
+    return {"report": str(path)}
+
+
+def export_step(ctx: RunContext) -> dict[str, Any]:
+    """The published snapshot to S3 (Parquet + manifest) when an export URL is configured."""
+    import os
+
+    from jobs.export_s3 import EXPORT_URL_ENV, export_snapshot
+
+    url = ctx.params.export_url or os.environ.get(EXPORT_URL_ENV)
+    if not url:
+        return {"skipped": f"no export URL (run parameter export_url or ${EXPORT_URL_ENV})"}
+    result = export_snapshot(ctx.warehouse_url, ctx.snapshot, url, run_id=ctx.run_id)
+    return {"manifest": result.manifest_url, "objects": len(result.objects), "bytes": result.bytes}
+
+
 STEP_FUNCTIONS: dict[str, Callable[[RunContext], dict[str, Any]]] = {
     "extract": extract_step,
     "validate_raw": validate_raw_step,
     "build_marts": build_marts_step,
     "validate_marts": validate_marts_step,
     "publish": publish_step,
+    "export": export_step,
 }
 
 
@@ -313,6 +337,8 @@ def run_all(ctx: RunContext) -> dict[str, Any]:
             run_step(step, ctx)
     finally:
         summary = record_step(ctx)
+    if summary["outcome"] == "success":
+        summary["report"] = report_step(ctx)["report"]
     return summary
 
 

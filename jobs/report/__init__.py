@@ -42,7 +42,11 @@ def build_html(warehouse_url: str, snapshot: date) -> str:
     from jobs.report.page import render_page
     from jobs.warehouse import open_warehouse
 
-    data = load_report_data(open_warehouse(warehouse_url), snapshot)
+    wh = open_warehouse(warehouse_url)
+    path = getattr(wh, "path", None)  # DuckDB: don't create an empty database by reading a wrong path
+    if isinstance(path, Path) and not path.exists():
+        raise ReportError(f"no DuckDB warehouse at {path}: {no_marts_message(snapshot)}")
+    data = load_report_data(wh, snapshot)
     return render_page(data, all_charts(data, STEPS))
 
 

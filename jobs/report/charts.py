@@ -7,7 +7,6 @@ A section returns `Chart`s; a chart has either a figure or, when there is nothin
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -38,19 +37,20 @@ class Chart:
     title: str
     figure: go.Figure | None = None
     note: str | None = None  # HTML, already escaped
+    caption: str | None = None  # HTML, already escaped: a line of numbers under the title
     height: int = 440
     wide: bool = False  # spans both columns of the section's grid
 
 
 def _layout(fig: go.Figure, height: int, **kwargs: object) -> go.Figure:
-    fig.update_layout(
-        template=TEMPLATE,
-        font=FONT,
-        height=height,
-        margin={"l": 60, "r": 20, "t": 30, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        **kwargs,
-    )
+    settings: dict[str, object] = {
+        "template": TEMPLATE,
+        "font": FONT,
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    }
+    fig.update_layout(**{**settings, **kwargs})
     return fig
 
 
@@ -134,7 +134,8 @@ def channel_retention(data: ReportData) -> Chart:
             )
         )
     _layout(fig, 440)
-    fig.update_xaxes(title_text="months since first purchase (period)", dtick=1)
+    last = max(p[1] for p in data.channel_retention)
+    fig.update_xaxes(title_text="months since first purchase (period)", dtick=1, range=[-0.3, last + 0.3])
     fig.update_yaxes(title_text="active in the period / cohort size", tickformat=".0%", rangemode="tozero")
     return Chart("channel-retention", "Retention by acquisition channel", fig, wide=True)
 
@@ -156,10 +157,15 @@ def whale_curve(data: ReportData) -> Chart:
                    line={"color": "#1f77b4", "width": 2, "dash": "dot"},
                    hovertemplate="top %{x:.0%} of buyers: %{y:.1%} of revenue<extra></extra>")
     )
-    peak = max(rows, key=lambda r: (r[3], -r[0]))
     fig.add_hline(y=1.0, line={"color": "#888", "dash": "dash", "width": 1})
-    fig.add_annotation(x=peak[2], y=peak[3], text=f"peak {peak[3]:.0%} of profit<br>from the top {peak[2]:.0%}",
-                       showarrow=True, arrowhead=2, ax=40, ay=40)
+    top20 = min(rows, key=lambda r: (abs(r[2] - 0.2), r[0]))  # percentile 20 when there are 100
+    if top20[2] < 0.9:
+        fig.add_annotation(x=top20[2], y=top20[3], text=f"top {top20[2]:.0%} of buyers:<br>{top20[3]:.0%} of profit",
+                           showarrow=True, arrowhead=2, ax=60, ay=50, align="left")
+    peak = max(rows, key=lambda r: (r[3], -r[0]))
+    if peak[3] > 1.005 and peak[0] < rows[-1][0]:  # the tail loses money: show how much
+        fig.add_annotation(x=peak[2], y=peak[3], text=f"peak {peak[3]:.0%} of profit at the top {peak[2]:.0%};"
+                           "<br>the rest lose money", showarrow=True, arrowhead=2, ax=-70, ay=45, align="right")
     _layout(fig, 440)
     fig.update_xaxes(title_text="buyers ranked by net profit (cumulative share)", tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title_text="cumulative share of total", tickformat=".0%")
@@ -178,12 +184,14 @@ def kotler_map(kotler: KotlerMap, quadrants: list[tuple[str, int, float, float, 
     ):
         label, colour, _ = QUADRANTS.get(quadrant, (quadrant, "#9467bd", (0.5, 0.5)))
         pts = [p for p in kotler.points if p[0] == quadrant]
+        row = counts.get(quadrant)
+        name = f"{label}: {row[1]:,} ({row[4]:.0%}), {row[6]:.0%} of profit" if row else label
         fig.add_trace(
             go.Scatter(
                 x=[p[1] for p in pts],
                 y=[p[2] for p in pts],
                 mode="markers",
-                name=label,
+                name=name,
                 customdata=[[p[3], p[4], p[5]] for p in pts],
                 marker={"color": colour, "opacity": 0.75, "sizemode": "area",
                         "size": [p[3] for p in pts], "sizeref": biggest / 30**2, "sizemin": 3,
@@ -197,22 +205,25 @@ def kotler_map(kotler: KotlerMap, quadrants: list[tuple[str, int, float, float, 
     if kotler.loyalty_threshold is not None:
         fig.add_vline(x=kotler.loyalty_threshold, line={"color": "#444", "dash": "dot", "width": 1})
     for quadrant, (label, colour, (px, py)) in QUADRANTS.items():
-        row = counts.get(quadrant)
-        if row is None:
-            continue
-        fig.add_annotation(
-            xref="paper", yref="paper", x=px, y=py, xanchor="right" if px > 0.5 else "left",
-            yanchor="top" if py > 0.5 else "bottom", showarrow=False, align="left",
-            text=f"<b>{label}</b>: {row[1]:,} customers ({row[4]:.0%})<br>{row[6]:.0%} of profit",
-            font={"color": colour}, bgcolor="rgba(255,255,255,0.85)",
-        )
+        if quadrant in counts:
+            fig.add_annotation(
+                xref="paper", yref="paper", x=px, y=py, xanchor="right" if px > 0.5 else "left",
+                yanchor="top" if py > 0.5 else "bottom", showarrow=False, text=f"<b>{label}</b>",
+                font={"color": colour, "size": 12}, opacity=0.8,
+            )
     lo, hi = kotler.profit_range
     pad = (hi - lo) * 0.05 or 1.0
-    _layout(fig, 520)
-    fig.update_xaxes(title_text="loyalty score (active-month share x tenure, 0..1)", range=[-0.02, 1.02])
-    fig.update_yaxes(title_text="net profit per customer (1st-99th percentile; outliers at the edges)",
-                     range=[lo - pad, hi + pad], tickformat=",.0f")
-    return Chart("kotler-map", "Kotler quadrants: profit x loyalty", fig, height=520)
+    prospects = counts.get("prospect")
+    _layout(fig, 560, legend={"orientation": "v", "yanchor": "bottom", "y": 1.0, "x": 0, "itemsizing": "constant"})
+    fig.update_layout(margin={"t": 100})
+    fig.update_xaxes(title_text="loyalty score (active-month share x tenure)", range=[-0.02, 1.02])
+    fig.update_yaxes(title_text="net profit per customer", range=[lo - pad, hi + pad], tickformat=",.0f")
+    caption = (
+        "Buyers only" + (f" ({prospects[1]:,} prospects without a purchase are left out)" if prospects else "")
+        + f"; net profit axis clipped to the 1st-99th percentile ({lo:,.0f} to {hi:,.0f}), "
+        "customers beyond it sit in the edge bins."
+    )
+    return Chart("kotler-map", "Kotler quadrants: profit x loyalty", fig, height=560, caption=caption)
 
 
 def segment_distributions(breakdown: dict[str, list[tuple[str, int, float, float, float, float, float]]]) -> Chart:
@@ -240,10 +251,11 @@ def segment_distributions(breakdown: dict[str, list[tuple[str, int, float, float
             row=1,
             col=col,
         )
-    _layout(fig, 420)
+    _layout(fig, 440)
+    fig.update_layout(margin={"t": 70})
     fig.update_yaxes(title_text="customers", tickformat=",", row=1, col=1)
     fig.update_yaxes(tickformat=",", row=1, col=2)
-    return Chart("segments", "Lifecycle stages and loyalty ladder", fig, height=420)
+    return Chart("segments", "Lifecycle stages and loyalty ladder", fig, height=440)
 
 
 def clv_distribution(clv: ClvData) -> Chart:
@@ -271,14 +283,19 @@ def clv_distribution(clv: ClvData) -> Chart:
             hovertemplate="CLV %{customdata}: %{y:,} customers<extra></extra>", name="customers",
         )
     )
-    for value, label, dash in ((clv.mean, "mean", "dash"), (clv.median, "median", "dot")):
+    for value, label, dash, pos in ((clv.median, "median", "dot", "top left"), (clv.mean, "mean", "dash", "top right")):
         if value is not None:
             fig.add_vline(x=value, line={"color": "#333", "dash": dash, "width": 1},
-                          annotation_text=f"{label} {value:,.2f}", annotation_position="top right")
-    _layout(fig, 420, showlegend=False, bargap=0)
+                          annotation_text=f"{label} {value:,.2f}", annotation_position=pos)
+    _layout(fig, 440, showlegend=False, bargap=0)
+    fig.update_layout(margin={"t": 60})
     fig.update_xaxes(title_text=f"CLV over the next {clv.horizon_months} months (last bar: top 1%)", tickformat=",.0f")
     fig.update_yaxes(title_text="customers", tickformat=",")
-    return Chart("clv", title, fig, height=420)
+    caption = (
+        f"{clv.customers_with_clv:,} buyers; total predicted CLV {clv.total or 0:,.2f}; "
+        f"mean P(alive) {clv.mean_p_alive or 0:.2f}"
+    )
+    return Chart("clv", title, fig, height=440, caption=caption)
 
 
 def channel_ltv_cac(channels: list[ChannelEconomics]) -> Chart:
@@ -325,7 +342,8 @@ def quality_charts(run: RunInfo, steps_order: tuple[str, ...]) -> list[Chart]:
         fig.add_trace(go.Bar(y=suites, x=[s[1] - s[2] for s in run.dq_by_suite], orientation="h", name="failed",
                              marker={"color": "#d62728"}, hovertemplate="%{y}: %{x} failed<extra></extra>"))
         h = max(300, 22 * len(suites) + 110)
-        _layout(fig, h, barmode="stack")
+        _layout(fig, h, barmode="stack", legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0,
+                                                  "traceorder": "normal"})
         fig.update_layout(margin={"l": 190})
         fig.update_xaxes(title_text="expectations")
         fig.update_yaxes(autorange="reversed")
@@ -374,7 +392,3 @@ def all_charts(data: ReportData, steps_order: tuple[str, ...]) -> dict[str, list
         "quality": quality_charts(data.run, steps_order),
     }
 
-
-def finite(value: float | None) -> bool:
-    """Whether a value can be shown as a number."""
-    return value is not None and math.isfinite(value)

@@ -76,7 +76,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
 header { background: #1f3b57; color: #fff; padding: 20px 32px 24px; }
 header h1 { margin: 0 0 4px; font-size: 24px; }
 header .meta { opacity: 0.85; font-size: 14px; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px; margin-top: 18px; }
+.kpis { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 12px; margin-top: 18px; }
 .kpi { background: rgba(255,255,255,0.1); border-radius: 6px; padding: 10px 14px; }
 .kpi .label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; opacity: .85; }
 .kpi .value { font-size: 22px; font-weight: 600; margin-top: 2px; font-variant-numeric: tabular-nums; }
@@ -87,10 +87,12 @@ section p.read { margin: 0 0 4px; font-size: 14px; color: #444; max-width: 1100p
 section p.source { margin: 0 0 10px; font-size: 12px; color: #777; }
 /* fixed tracks: each figure is sized when its script runs, before later cards exist */
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; }
-@media (max-width: 1100px) { .grid { grid-template-columns: minmax(0, 1fr); } }
+@media (max-width: 1100px) { .grid { grid-template-columns: minmax(0, 1fr); }
+                             .kpis { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
 .wide { grid-column: 1 / -1; }
 .card { min-width: 0; background: #fff; border-radius: 6px; box-shadow: 0 1px 3px rgba(0,0,0,.08); padding: 12px 14px; }
 .card h3 { margin: 0 0 6px; font-size: 15px; }
+.card p.caption { margin: -2px 0 6px; font-size: 13px; color: #555; }
 .note { padding: 16px; background: #fff8e1; border-left: 4px solid #f0b400; font-size: 14px; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 12px 4px 0; border-bottom: 1px solid #eee; vertical-align: top; }
@@ -120,6 +122,8 @@ def _esc(value: object) -> str:
 def _chart_html(chart: Chart) -> str:
     cls = "card wide" if chart.wide else "card"
     head = f'<div class="{cls}" data-chart="{chart.key}"><h3>{_esc(chart.title)}</h3>'
+    if chart.caption:
+        head += f'<p class="caption">{chart.caption}</p>'
     if chart.figure is None:
         return f'{head}<div class="note" id="note-{chart.key}">{chart.note or ""}</div></div>'
     body = pio.to_html(

@@ -26,7 +26,7 @@ def test_dag_integrity(airflow_home: Path) -> None:
     assert bag.import_errors == {}
     dag = bag.dags["customer_metrics"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "extract", "validate_raw", "build_marts", "validate_marts", "publish", "record",
+        "extract", "validate_raw", "build_marts", "validate_marts", "publish", "export", "record", "report",
     ]
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert set(dag.tags) >= {"crm", "metrics"}
@@ -110,7 +110,12 @@ def test_failure_between_staging_and_swap_leaves_previous_snapshot(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_end_to_end_on_postgres(
-    airflow_home: Path, postgres_warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    airflow_home: Path,
+    postgres_warehouse_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from jobs.airflow_local import run_dag
     from jobs.warehouse import open_warehouse
@@ -138,6 +143,24 @@ def test_end_to_end_on_postgres(
     assert grants >= 9
     assert wh.scalar("SELECT outcome FROM marts.pipeline_runs WHERE snapshot_date = %s", [D3]) == "success"
     _bi_reader_can_read_marts_only(postgres_warehouse_url)
+    _password_never_logged(postgres_warehouse_url, capfd, caplog, [airflow_home, tmp_path / "lake"])
+
+
+def _password_never_logged(
+    url: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, folders: list[Path]
+) -> None:
+    """The warehouse password appears in no log line, no output, no task log and no lake file."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    assert password and len(password) >= 8
+    out, err = capfd.readouterr()
+    scanned = [(out + err + caplog.text).encode()]
+    for folder in folders:
+        scanned += [p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]
+    # the scan covers the run's own records (status files, task logs), so it can find a leak
+    assert any(b'"rows_published"' in blob for blob in scanned)
+    assert not [blob[:200] for blob in scanned if password.encode() in blob]
 
 
 def _bi_reader_can_read_marts_only(url: str) -> None:

@@ -28,6 +28,8 @@ from jobs import export_s3
 from jobs.config import mask_url
 from jobs.export_s3 import ExportError, S3Connection, TransferSettings, export_snapshot
 from jobs.faults import InjectedFault
+from jobs.pseudonymize import ENV as KEY_ENV
+from jobs.pseudonymize import MissingSecret, load_key
 from jobs.warehouse import open_warehouse
 from schemas.marts import METRIC_MARTS
 
@@ -73,6 +75,7 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv(KEY_ENV, "k7:" + "s" * 32)
 
 
 def body(s3: Any, bucket: str, key: str) -> bytes:
@@ -165,7 +168,14 @@ def test_export_writes_every_mart_partition_then_the_manifest(
     )[0]
     assert pc.sum(profit["revenue"]).as_py() == Decimal(revenue)
     assert pc.sum(profit["net_profit"]).as_py() == Decimal(net_profit)
-    assert profit["customer_id"].to_pylist() == sorted(profit["customer_id"].to_pylist())  # sorted by key
+    # customer ids leave only as keyed hashes, in the mart's key order; the manifest names the key
+    raw_ids = [r[0] for r in wh.query(
+        "SELECT customer_id FROM marts.customer_profitability WHERE snapshot_date = ? ORDER BY customer_id", [snapshot]
+    )]
+    key = load_key()
+    assert profit["customer_id"].to_pylist() == [key.hash(c) for c in raw_ids]
+    assert not set(raw_ids) & set(profit["customer_id"].to_pylist())
+    assert manifest["customer_key"] == {"algorithm": "HMAC-SHA256", "key_version": "k7", "columns": ["customer_id", "referred_by"]}
     rfm = read_mart(s3, bucket, manifest, "customer_rfm")
     monetary = wh.scalar(
         "SELECT sum(monetary_value) FROM marts.customer_rfm WHERE snapshot_date = ?", [snapshot]
@@ -321,6 +331,15 @@ def test_errors_name_what_to_fix(
         export_snapshot(url, date(2024, 6, 30), f"/local/{bucket}", connection=connection)
     for err in (missing_bucket.value, no_marts.value):
         assert SECRET not in str(err)
+
+
+def test_no_customer_key_secret_no_export(
+    published_warehouse: dict[str, Any], s3: Any, bucket: str, connection: S3Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(MissingSecret, match="crm_customer_key_secret"):
+        export_snapshot(str(published_warehouse["warehouse"]), published_warehouse["snapshot"], f"s3://{bucket}/{PREFIX}", connection=connection)
+    assert keys_under(s3, bucket, "") == []
 
 
 def test_connection_parses_airflow_uri_and_json_forms() -> None:
