@@ -61,6 +61,7 @@ import csv
 import gzip
 import io
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -1219,8 +1220,9 @@ def read_transactions(path: str | Path, options: ImportOptions | None = None) ->
     return built
 
 
-def replace_source_tables(warehouse: Any, tables: dict[str, pa.Table]) -> None:
-    """Replace every table of the source schema with `tables` (missing ones left empty), atomically."""
+def replace_source_tables(warehouse: Any, tables: dict[str, pa.Table], bar: Any = None) -> None:
+    """Replace every table of the source schema with `tables` (missing ones left empty), atomically.
+    `bar`: an optional progress bar advanced once per table."""
     from jobs.warehouse import quote_ident
 
     warehouse.ensure_tables(SOURCE_SCHEMA, SOURCE_TABLES)
@@ -1236,8 +1238,12 @@ def replace_source_tables(warehouse: Any, tables: dict[str, pa.Table]) -> None:
                 for stmt in create_table_sql(t, SOURCE_SCHEMA, warehouse.dialect):
                     conn.execute(stmt)
         for t in SOURCE_TABLES:
+            if bar is not None:
+                bar.set_description(f"loading {t.name}")
             if t.name in tables:
                 warehouse.load_arrow(conn, SOURCE_SCHEMA, t, tables[t.name])
+            if bar is not None:
+                bar.update(1)
 
 
 def import_transactions(
@@ -1246,6 +1252,7 @@ def import_transactions(
     options: ImportOptions | None = None,
     *,
     dry_run: bool = False,
+    progress: bool = False,
     **settings: Any,
 ) -> ImportStats:
     """Import one transactions file into the source schema of `warehouse`, replacing its contents.
@@ -1254,18 +1261,30 @@ def import_transactions(
     configured default. `options` and/or keyword `settings` (fields of ImportOptions, e.g.
     `delimiter="whitespace", columns=("customer_id", "date", "quantity", "amount")`) say how to
     read the file. Raises TransactionFileError for a bad file; nothing is written then.
+    `progress`: show a progress bar (reading, then one step per table loaded) on stderr.
     """
     started = time.monotonic()
     options = replace(options or ImportOptions(), **_normalise_settings(settings))
-    built = read_transactions(path, options)
-    written_to = None
-    if not dry_run:
-        from jobs.config import mask_url
-        from jobs.warehouse import open_warehouse
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-        wh = open_warehouse(warehouse) if warehouse is None or isinstance(warehouse, str) else warehouse
-        replace_source_tables(wh, built.tables)
-        written_to = mask_url(wh.url)
+        bar = tqdm(total=1 + (0 if dry_run else len(SOURCE_TABLES)), unit="step", desc="reading", file=sys.stderr)
+    try:
+        built = read_transactions(path, options)
+        if bar is not None:
+            bar.update(1)
+        written_to = None
+        if not dry_run:
+            from jobs.config import mask_url
+            from jobs.warehouse import open_warehouse
+
+            wh = open_warehouse(warehouse) if warehouse is None or isinstance(warehouse, str) else warehouse
+            replace_source_tables(wh, built.tables, bar)
+            written_to = mask_url(wh.url)
+    finally:
+        if bar is not None:
+            bar.close()
     orders = built.tables["orders"]
     gross = _sum_decimal(orders.column("gross_amount"))
     refunded = _sum_decimal(orders.column("refund_amount"))
@@ -1484,7 +1503,8 @@ def options_from_args(args: argparse.Namespace) -> ImportOptions:
 def run(args: argparse.Namespace) -> int:
     """`crm-metrics import`: import the file and print a one-line summary."""
     stats = import_transactions(
-        args.warehouse, args.transactions, options_from_args(args), dry_run=args.dry_run
+        args.warehouse, args.transactions, options_from_args(args), dry_run=args.dry_run,
+        progress=sys.stderr.isatty(),  # a bar on a terminal, quiet in CI and pipes
     )
     print(stats.summary())
     return 0

@@ -684,3 +684,14 @@ def test_cdnow_sample_into_postgres(request: pytest.FixtureRequest, tmp_path: Pa
     with pytest.raises(RuntimeError):
         import_transactions(wh, write(tmp_path / "small.csv", "customer_id,date,amount\nz,2024-01-02,1.00\n"))
     assert counts(url)["orders"] == 6_919
+
+
+def test_progress_bar_only_when_asked(tmp_path: Path, wh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI asks for a bar only on a terminal: under pytest (and CI) stderr is not one."""
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,date,amount\nA,2024-01-02,10.00\n")
+    import_transactions(wh_url, path, progress=True)
+    err = capsys.readouterr().err
+    assert f"{1 + len(SOURCE_TABLES)}/{1 + len(SOURCE_TABLES)}" in err and "loading" in err
+    assert cli.main(["import", "--warehouse", wh_url, "--transactions", str(path)]) == 0
+    assert capsys.readouterr().err == ""

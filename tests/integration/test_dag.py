@@ -174,7 +174,12 @@ def _bi_reader_can_read_marts_only(url: str) -> None:
     with psycopg.connect(reader_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM marts.customer_rfm").fetchone()[0] > 0
         assert conn.execute("SELECT count(*) FROM marts.cohort_retention_latest").fetchone()[0] > 0
-        for sql in ("DELETE FROM marts.customer_rfm", "SELECT count(*) FROM crm.orders", "CREATE TABLE marts.x (i int)"):
+        for sql in (
+            "DELETE FROM marts.customer_rfm",
+            "SELECT count(*) FROM crm.orders",
+            "CREATE TABLE marts.x (i int)",
+            "SELECT * FROM marts_staging.customer_rfm_19970331",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)
 
