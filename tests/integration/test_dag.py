@@ -188,25 +188,32 @@ def _bi_reader_can_read_marts_only(url: str) -> None:
 def test_end_to_end_on_the_standalone_cluster(
     spark_cluster: Any, pipeline_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The same DAG with the Spark connection pointed at the local standalone cluster. It runs
-    in a child process: this process already holds a local SparkSession."""
+    """The production commands: `airflow db migrate`, then `airflow dags test customer_metrics D`
+    with this project's dags folder and the Spark connection pointed at the local standalone
+    cluster. A child process: this one already holds a local SparkSession."""
     import os
     import subprocess
     import sys
+
+    from jobs.airflow_local import DAGS_FOLDER
+    from jobs.warehouse import open_warehouse
 
     env = {
         **os.environ,
         "CRM_METRICS_SPARK_MASTER": spark_cluster.url,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CRM_METRICS_DATA": str(tmp_path / "data"),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--date", D3.isoformat(), "--json"],
-        env=env, capture_output=True, text=True, timeout=900, check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = [line for line in proc.stdout.splitlines() if line.startswith("{")][-1]
-    assert '"outcome": "success"' in summary
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    for args in (["db", "migrate"], ["dags", "test", "customer_metrics", D3.isoformat()]):
+        proc = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = [line for line in (proc.stdout + proc.stderr).splitlines() if "DagRun Finished" in line][-1]
+    assert "state=success" in summary
+    outcome = open_warehouse(pipeline_env["warehouse"]).scalar("SELECT outcome FROM marts.pipeline_runs")
+    assert outcome == "success"
     rows = mart_rows(pipeline_env["warehouse"])
     assert rows["customer_rfm"] and len(rows["portfolio_summary"]) == 1
     with urllib.request.urlopen(spark_cluster.extra["webui"] + "/json/", timeout=5) as r:  # noqa: S310
