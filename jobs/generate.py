@@ -124,7 +124,12 @@ def stamps(seconds: np.ndarray) -> pa.Array:
 
 
 def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    return pa.array(np.char.add(prefix, np.char.zfill(numbers.astype(str), width)))
+    return pa.array(np.char.add(prefix, _zfill(numbers, width)), pa.string())
+
+
+def _zfill(numbers: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded decimal strings; numpy's zfill fails on an empty array (a chunk with no orders)."""
+    return np.char.zfill(numbers.astype(str), width) if len(numbers) else np.array([], dtype="<U1")
 
 
 def _epoch(d: date) -> int:
@@ -206,7 +211,8 @@ def make_chunk(index: int, first: int, count: int, seed: int, start: int, end: i
     gaps = rng.exponential(1.0, total) / lam[owner] * WEEK
     gaps[seq == 0] = 0
     gap_sums = np.cumsum(gaps)
-    base = np.repeat(gap_sums[starts] if total else np.array([]), np.where(buyer, repeats + 1, 0))
+    # non-buyers repeat 0 times, but a trailing one's start index equals `total`: clip it
+    base = np.repeat(gap_sums[np.minimum(starts, total - 1)] if total else np.array([]), np.where(buyer, repeats + 1, 0))
     t = first_buy[owner] + (gap_sums - base).astype(np.int64)
     keep = (t <= end) & ((seq == 0) | (rng.random(total) < _season(t) / 1.1))
     owner, t, seq = owner[keep], t[keep], seq[keep]
@@ -216,7 +222,7 @@ def make_chunk(index: int, first: int, count: int, seed: int, start: int, end: i
         order_rank = np.arange(len(owner)) - np.repeat(bounds, np.diff(np.r_[bounds, len(owner)]))
     n_orders = len(owner)
     order_ids = np.char.add(
-        np.char.add("O", np.char.zfill(cust_no[owner].astype(str), 7)), np.char.add("-", np.char.zfill((order_rank + 1).astype(str), 4))
+        np.char.add("O", _zfill(cust_no[owner], 7)), np.char.add("-", _zfill(order_rank + 1, 4))
     )
     # lines: 1 + Poisson(basket); products near the customer's favourite category
     n_lines = 1 + rng.poisson(np.clip(basket[owner] * 3.0, 0.05, 10))
@@ -356,7 +362,7 @@ def make_chunk(index: int, first: int, count: int, seed: int, start: int, end: i
     interactions = pa.table(
         {
             "interaction_id": pa.array(
-                np.char.add(np.char.add("I", np.char.zfill(cust_no[i_who].astype(str), 7)), np.char.add("-", np.char.zfill((i_seq + 1).astype(str), 4)))
+                np.char.add(np.char.add("I", _zfill(cust_no[i_who], 7)), np.char.add("-", _zfill(i_seq + 1, 4)))
             ) if len(i_who) else pa.array([], pa.string()),
             "customer_id": ids("C", cust_no[i_who], 7),
             "occurred_at": stamps(i_time),

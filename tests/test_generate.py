@@ -155,3 +155,18 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "--warehouse", url, "--customers", "200", "--start", "2024-01-01", "--end", "2024-03-31", "--seed", "3"]) == 0
     assert "customers 200" in capsys.readouterr().out
     assert open_warehouse(url).scalar("SELECT count(*) FROM crm.customers") == 200
+
+
+def test_a_chunk_ending_with_customers_who_never_buy() -> None:
+    """Regression: a chunk whose last customer never buys once indexed past its purchases (seen at
+    1M customers). Small chunks over a short window make that common."""
+    from jobs.generate import _epoch, make_chunk, products
+
+    start, end = _epoch(date(2024, 1, 1)), _epoch(date(2024, 1, 10))
+    catalogue = products(3)
+    endings_without_orders = 0
+    for index in range(60):
+        chunk = make_chunk(index, index * 40 + 1, 40, 3, start, end, catalogue)
+        last = chunk.customers.column("customer_id")[-1].as_py()
+        endings_without_orders += last not in set(chunk.orders.column("customer_id").to_pylist())
+    assert endings_without_orders > 0
