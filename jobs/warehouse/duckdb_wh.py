@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,10 @@ class DuckDBWarehouse(Warehouse):
         try:
             if self.threads:
                 conn.execute(f"SET threads = {int(self.threads)}")
+            # DuckDB's default is 80% of RAM; a bound makes large loads spill to disk instead
+            limit = os.environ.get("CRM_METRICS_DUCKDB_MEMORY_LIMIT")
+            if limit:
+                conn.execute(f"SET memory_limit = '{_checked_size(limit)}'")
             yield conn
         finally:
             conn.close()
@@ -102,3 +107,12 @@ class DuckDBWarehouse(Warehouse):
             row = cur.fetchone()
         return int(row[0]) if row else 0
 
+
+
+def _checked_size(value: str) -> str:
+    """'1.5GB', '800MB': a size DuckDB understands, never arbitrary SQL."""
+    import re
+
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.IGNORECASE):
+        raise WarehouseError(f"CRM_METRICS_DUCKDB_MEMORY_LIMIT={value!r}: use a size such as 1GB or 800MB")
+    return value.strip()
