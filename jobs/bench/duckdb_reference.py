@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from jobs.bench.procmem import peak_rss_mb
+from jobs.bench.procmem import cpu_seconds, peak_rss_mb
 from schemas.source import CURRENCIES, INTERACTION_TYPES, ORDER_STATUSES, SALES_CHANNELS
 
 REFERENCE_SQL = Path(__file__).with_name("reference.sql")
@@ -52,6 +53,21 @@ def reference_sql(raw: Path, snapshot: date, out: Path, max_order_amount: float)
     )
 
 
+def _label(sql: str) -> str:
+    """A short name for a statement: the table it creates or the file it writes."""
+    text = " ".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    created = re.search(r"TABLE\s+(\w+)", text)
+    copied = re.search(r"TO\s+'[^']*/(\w+)\.parquet'", text)
+    if copied:
+        return copied.group(1)
+    return created.group(1) if created else " ".join(text.split())[:40]
+
+
+def _count(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def run_reference(
     lake_root: Path, snapshot: date, out: Path, max_order_amount: float = 100_000.0, threads: int | None = None
 ) -> dict[str, Any]:
@@ -69,9 +85,8 @@ def run_reference(
         for stmt in duckdb.extract_statements(sql):
             t = time.perf_counter()
             conn.execute(stmt)
-            text = " ".join(stmt.query.split())
-            statements.append({"sql": text[:60], "seconds": round(time.perf_counter() - t, 3)})
-        rows = {m: int(conn.execute(f"SELECT count(*) FROM read_parquet('{_path(out / m)}.parquet')").fetchone()[0]) for m in MARTS}
+            statements.append({"sql": _label(stmt.query), "seconds": round(time.perf_counter() - t, 3)})
+        rows = {m: _count(conn, f"SELECT count(*) FROM read_parquet('{_path(out / m)}.parquet')") for m in MARTS}
     finally:
         conn.close()
     return {
@@ -207,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-order-amount", type=float, default=100_000.0)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    cpu_before = cpu_seconds() or 0.0
     result = run_reference(args.lake, args.snapshot, args.out, args.max_order_amount, args.threads)
     result["peak_rss_mb"] = peak_rss_mb()
+    result["cpu_seconds"] = (cpu_seconds() or 0.0) - cpu_before
     print(json.dumps(result))
     return 0
 

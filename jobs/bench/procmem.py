@@ -34,6 +34,15 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
     return kb / 1024 if kb is not None else None
 
 
+def cpu_seconds(pid: int | str = "self") -> float | None:
+    """User + system CPU seconds a process has used so far (its own threads, not its children)."""
+    try:
+        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _parent(pid: int) -> int | None:
     try:
         stat = (PROC / str(pid) / "stat").read_text()
@@ -76,8 +85,11 @@ def find_jvm(root: int | None = None) -> int | None:
 
 @dataclass
 class Peaks:
+    """Peak RSS seen during a phase, and CPU seconds used by this process and the JVM in it."""
+
     driver_mb: float = 0.0
     jvm_mb: float | None = None
+    cpu_seconds: float | None = None
 
 
 @dataclass
@@ -125,13 +137,19 @@ class _Phase:
         self.sampler = sampler
         self.peaks = Peaks()
 
+    def _cpu(self) -> float:
+        jvm = self.sampler.jvm_pid
+        return (cpu_seconds() or 0.0) + ((cpu_seconds(jvm) or 0.0) if jvm else 0.0)
+
     def __enter__(self) -> Peaks:
         with self.sampler._lock:
             self.sampler._current.append(self.peaks)
         self.sampler._sample()
+        self._cpu_start = self._cpu()
         return self.peaks
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.sampler._sample()
+        self.peaks.cpu_seconds = self._cpu() - self._cpu_start
         with self.sampler._lock:
             self.sampler._current.remove(self.peaks)

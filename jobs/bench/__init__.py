@@ -1,0 +1,426 @@
+"""`crm-metrics bench --lines N`: generate N order lines, then time, side by side and checked:
+
+1. the Spark metric job (customer_profitability, customer_rfm, cohort_retention) on the project's
+   own code path, in a warm session (session start reported apart), after the full extraction
+   into the lake (timed apart);
+2. a hand-written DuckDB reference (jobs/bench/reference.sql) over the same lake Parquet, whose
+   numbers must equal Spark's (a mismatch fails the command);
+3. a pandas lifetimes-style summary (frequency, recency, T, monetary_value), up to
+   --pandas-max-lines, checked against Spark's customer_rfm;
+4. the whole pipeline for the snapshot date, per step (jobs.pipeline.run_all), unless
+   --skip-pipeline;
+5. the next day's incremental run against the full one: extraction alone and the whole run.
+
+Prints a table and, last, one JSON line. docs/benchmarks.md has the measurements and how to read
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+# Order lines per customer over the two-year window the bench generates (measured with the
+# generator's defaults and seed 7: 17.40 at 20k customers, 17.41 at 57k, 17.29 at 573k).
+LINES_PER_CUSTOMER = 17.3
+END = date(2024, 12, 31)  # last generated day = the "next day" of the incremental run
+START = date(END.year - 2, END.month, END.day) + timedelta(days=1)
+SNAPSHOT = END - timedelta(days=1)
+TARGET_RATIO = 3.0
+INCREMENTAL_TARGET = 0.20
+DATA_MARKER = "bench-data.json"
+
+log = logging.getLogger(__name__)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser, name: str) -> None:
+    """Add the bench options (`--warehouse` is added by jobs.cli)."""
+    del name
+    parser.add_argument("--lines", type=int, required=True, metavar="N",
+                        help=f"order lines to generate (about {LINES_PER_CUSTOMER} per customer over two years)")
+    parser.add_argument("--workdir", type=Path, default=Path("data/bench"),
+                        help="folder for the generated warehouse, the lakes and the outputs (default: data/bench)")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (default: 7)")
+    parser.add_argument("--skip-pipeline", action="store_true",
+                        help="skip the whole-pipeline runs (full and next-day incremental)")
+    parser.add_argument("--pandas-max-lines", type=int, default=20_000_000, metavar="N",
+                        help="skip the pandas summary above this many order lines (default: 20000000)")
+    parser.add_argument("--pandas-timeout", type=float, default=1800.0, metavar="SECONDS",
+                        help="give up on the pandas summary after this long (default: 1800)")
+    parser.add_argument("--master", metavar="URL",
+                        help="Spark master, e.g. local[2], spark://127.0.0.1:7077 or sc://host:15002 "
+                        "(default: $CRM_METRICS_SPARK_MASTER, else local[*])")
+    parser.add_argument("--duckdb-threads", type=int, metavar="N",
+                        help="DuckDB threads for the reference (default: DuckDB's own, all cores)")
+    parser.add_argument("--reuse-data", action="store_true",
+                        help="keep the generated warehouse from an earlier run with the same --lines and --seed")
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; 0 when every check agrees, 1 when a check found a mismatch."""
+    result = Bench(args).run()
+    print_table(result)
+    print(json.dumps(result, default=str, sort_keys=False))
+    return 0 if result["checks_passed"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crm-metrics bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warehouse", metavar="URL",
+                        help="generate into this warehouse instead of <workdir>/warehouse.duckdb (its crm tables are replaced)")
+    configure(parser, "bench")
+    return run(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+
+
+# -- the run -----------------------------------------------------------------------------------------
+@dataclass
+class Phase:
+    name: str
+    seconds: float | None
+    rows: int | None = None
+    driver_mb: float | None = None
+    jvm_mb: float | None = None
+    note: str = ""
+    cpu: float | None = None
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    phases: list[Phase] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workdir: Path = self.args.workdir.resolve()
+        self.lake_dir = self.workdir / "lake"
+        self.out_dir = self.workdir / "out"
+        self.warehouse = self.args.warehouse or f"duckdb:///{self.workdir / 'warehouse.duckdb'}"
+
+    # ------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from jobs.bench.procmem import MemorySampler
+
+        for name in ("py4j", "great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.load_at_start = round(os.getloadavg()[0], 2)
+        sampler = MemorySampler().start()
+        try:
+            return self._run(sampler)
+        finally:
+            sampler.stop()
+
+    def _run(self, sampler: Any) -> dict[str, Any]:
+        from jobs.bench.duckdb_reference import check_lifetimes, check_marts
+        from jobs.bench.spark_job import BENCH_MARTS, run_spark_job
+        from jobs.config import RunParams
+        from jobs.extract import extract
+        from jobs.lake import Lake
+        from jobs.spark import SPARK_MASTER_ENV, get_spark
+        from jobs.warehouse import open_warehouse
+
+        args = self.args
+        out: dict[str, Any] = {"lines_requested": args.lines}
+        max_amount = RunParams().max_order_amount
+
+        # 1. data -------------------------------------------------------------------------------
+        with sampler.phase() as mem:
+            data = self._generate()
+        out.update(lines=data["rows"]["order_items"], customers=data["customers"], orders=data["rows"]["orders"],
+                   snapshot=SNAPSHOT.isoformat(), window=[START.isoformat(), END.isoformat()])
+        lines = int(out["lines"])
+        self.phases.append(Phase("generate warehouse", data.get("seconds"), lines, mem.driver_mb, None,
+                                 "reused" if data.get("reused") else f"{data['customers']:,} customers"))
+
+        shutil.rmtree(self.lake_dir, ignore_errors=True)
+        shutil.rmtree(self.out_dir, ignore_errors=True)
+        lake = Lake.at(self.lake_dir)
+        wh = open_warehouse(self.warehouse)
+        with sampler.phase() as mem:
+            t = time.perf_counter()
+            full = extract(wh, lake, SNAPSHOT, full_refresh=True)
+            extract_full = time.perf_counter() - t
+        out["extract_seconds"] = extract_full
+        out["extract_rows"] = full.total_rows
+        self.phases.append(Phase("extract full history -> lake", extract_full, lines, mem.driver_mb, None,
+                                 f"{full.total_rows:,} rows, all tables"))
+
+        # 2. Spark ------------------------------------------------------------------------------
+        if args.master:
+            os.environ[SPARK_MASTER_ENV] = args.master  # the pipeline's get_spark() reuses it
+        with sampler.phase() as mem:
+            t = time.perf_counter()
+            spark = get_spark(args.master)
+            spark.range(1).count()
+            session_start = time.perf_counter() - t
+        sampler.jvm_pid = _find_jvm()
+        out["session_start_seconds"] = session_start
+        out["spark_master"] = _spark_conf(spark, "spark.master") or args.master
+        out["shuffle_partitions"] = _spark_conf(spark, "spark.sql.shuffle.partitions")
+        self.phases.append(Phase("spark session start", session_start, None, mem.driver_mb, mem.jvm_mb,
+                                 str(out["spark_master"]), cpu=mem.cpu_seconds))
+
+        with sampler.phase() as mem:
+            spark_run = run_spark_job(spark, lake, SNAPSHOT, max_amount)
+        out["spark_seconds"] = spark_run.seconds
+        out["spark_mart_seconds"] = spark_run.mart_seconds
+        out["spark_rows"] = spark_run.rows
+        out["spark_cpu_seconds"] = mem.cpu_seconds
+        self.phases.append(Phase("spark metric job (3 marts)", spark_run.seconds, lines, mem.driver_mb, mem.jvm_mb,
+                                 cpu=mem.cpu_seconds))
+        for i, name in enumerate(BENCH_MARTS):
+            extra = " (incl. inputs, customer_day, base)" if i == 0 else ""
+            self.phases.append(Phase(f"  write {name}{extra}", spark_run.mart_seconds[name], None, note=f"{spark_run.rows[name]:,} rows"))
+
+        # 3. DuckDB reference and the check -------------------------------------------------------
+        ref_dir = self.out_dir / "duckdb"
+        cmd = ["--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(), "--out", str(ref_dir),
+               "--max-order-amount", repr(max_amount)]
+        if args.duckdb_threads:
+            cmd += ["--threads", str(args.duckdb_threads)]
+        ref = _child("jobs.bench.duckdb_reference", cmd, timeout=None)
+        out["duckdb_seconds"] = ref["seconds"]
+        out["duckdb_threads"] = ref.get("threads")
+        out["duckdb_statement_seconds"] = {s["sql"]: s["seconds"] for s in ref.get("statements", [])}
+        out["ratio"] = spark_run.seconds / ref["seconds"] if ref["seconds"] else None
+        out["target_ratio"] = TARGET_RATIO
+        out["ratio_target_met"] = out["ratio"] is not None and out["ratio"] <= TARGET_RATIO
+        out["duckdb_cpu_seconds"] = ref.get("cpu_seconds")
+        if out["spark_cpu_seconds"] and out["duckdb_cpu_seconds"]:
+            out["cpu_ratio"] = out["spark_cpu_seconds"] / out["duckdb_cpu_seconds"]
+        self.phases.append(Phase("duckdb reference (3 marts)", ref["seconds"], lines, ref.get("peak_rss_mb"), None,
+                                 f"{ref.get('threads')} threads, own process", cpu=ref.get("cpu_seconds")))
+        checks = check_marts({m: lake.mart_partition(m, SNAPSHOT) for m in BENCH_MARTS}, ref_dir)
+        out["check"] = {name: c.as_dict() for name, c in checks.items()}
+        mismatches = sum(c.total for c in checks.values())
+
+        # 4. pandas -------------------------------------------------------------------------------
+        out["pandas_seconds"] = None
+        if lines > args.pandas_max_lines:
+            out["pandas_skipped"] = f"{lines:,} lines > --pandas-max-lines {args.pandas_max_lines:,}"
+            self.phases.append(Phase("pandas lifetimes summary", None, note="skipped: " + out["pandas_skipped"]))
+        else:
+            summary_file = self.out_dir / "pandas" / "lifetimes_summary.parquet"
+            try:
+                pd_res = _child("jobs.bench.pandas_summary",
+                                ["--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(), "--out", str(summary_file)],
+                                timeout=args.pandas_timeout)
+            except subprocess.TimeoutExpired:
+                out["pandas_skipped"] = f"timed out after {args.pandas_timeout:.0f} s"
+                self.phases.append(Phase("pandas lifetimes summary", None, note=out["pandas_skipped"]))
+            else:
+                out["pandas_seconds"] = pd_res["seconds"]
+                out["pandas_peak_rss_mb"] = pd_res.get("peak_rss_mb")
+                out["pandas_cpu_seconds"] = pd_res.get("cpu_seconds")
+                pcheck = check_lifetimes(lake.mart_partition("customer_rfm", SNAPSHOT), summary_file)
+                out["pandas_check"] = pcheck.as_dict()
+                mismatches += pcheck.total
+                self.phases.append(Phase("pandas lifetimes summary", pd_res["seconds"], lines, pd_res.get("peak_rss_mb"), None,
+                                         "frequency/recency/T/monetary only, own process", cpu=pd_res.get("cpu_seconds")))
+
+        # 5. the next day's extraction into the same lake --------------------------------------------
+        with sampler.phase() as mem:
+            t = time.perf_counter()
+            day = extract(wh, lake, END)
+            extract_day = time.perf_counter() - t
+        incremental: dict[str, Any] = {
+            "target": INCREMENTAL_TARGET,
+            "extract_full_seconds": extract_full,
+            "extract_day_seconds": extract_day,
+            "extract_day_rows": day.total_rows,
+            "extract_ratio": extract_day / extract_full if extract_full else None,
+        }
+        self.phases.append(Phase("extract next day -> lake", extract_day, day.total_rows, mem.driver_mb, None,
+                                 f"{day.total_rows:,} rows changed on {END}"))
+
+        # 6. the whole pipeline: full, then the next day ----------------------------------------------
+        if args.skip_pipeline:
+            out["pipeline"] = None
+        else:
+            pipe_lake = self.workdir / "pipeline_lake"
+            shutil.rmtree(pipe_lake, ignore_errors=True)
+            full_run = self._pipeline(sampler, SNAPSHOT, pipe_lake, full_refresh=True, label="pipeline full")
+            next_run = self._pipeline(sampler, END, pipe_lake, full_refresh=False, label="pipeline next day")
+            out["pipeline"] = {"full": full_run, "next_day": next_run}
+            if full_run["total"] and next_run["total"]:
+                incremental["run_full_seconds"] = full_run["total"]
+                incremental["run_day_seconds"] = next_run["total"]
+                incremental["run_ratio"] = next_run["total"] / full_run["total"]
+                incremental["pipeline_extract_ratio"] = (
+                    next_run["steps"].get("extract", 0.0) / full_run["steps"]["extract"] if full_run["steps"].get("extract") else None
+                )
+        ratio_for_target = incremental.get("run_ratio", incremental["extract_ratio"])
+        incremental["extract_target_met"] = incremental["extract_ratio"] is not None and incremental["extract_ratio"] <= INCREMENTAL_TARGET
+        incremental["run_target_met"] = (incremental["run_ratio"] <= INCREMENTAL_TARGET) if "run_ratio" in incremental else None
+        incremental["ratio_for_target"] = ratio_for_target
+        out["incremental"] = incremental
+
+        out["memory_mb"] = {p.name.strip(): {"driver": _r(p.driver_mb), "jvm": _r(p.jvm_mb)} for p in self.phases if p.driver_mb or p.jvm_mb}
+        out["machine"] = {**machine(spark), "load_average_1m_at_start": self.load_at_start}
+        out["mismatches"] = mismatches
+        out["checks_passed"] = mismatches == 0
+        out["phases"] = [
+            {"name": p.name.strip(), "seconds": _r(p.seconds), "cpu_seconds": _r(p.cpu), "rows": p.rows,
+             "driver_mb": _r(p.driver_mb), "jvm_mb": _r(p.jvm_mb), "note": p.note}
+            for p in self.phases
+        ]
+        out["json_version"] = 1
+        return _ordered(out)
+
+    # ------------------------------------------------------------------------------------------
+    def _generate(self) -> dict[str, Any]:
+        """The source warehouse: about --lines order lines over two years (or the earlier one)."""
+        from jobs.generate import generate
+        from jobs.warehouse import open_warehouse
+
+        customers = max(1, round(self.args.lines / LINES_PER_CUSTOMER))
+        want = {"customers": customers, "seed": self.args.seed, "start": START.isoformat(), "end": END.isoformat(),
+                "warehouse": self.warehouse}
+        marker = self.workdir / DATA_MARKER
+        if self.args.reuse_data and marker.exists():
+            have = json.loads(marker.read_text())
+            if {k: have.get(k) for k in want} == want:
+                return {**have, "reused": True, "seconds": None}
+        marker.unlink(missing_ok=True)
+        if not self.args.warehouse:
+            for suffix in ("", ".wal"):
+                (self.workdir / f"warehouse.duckdb{suffix}").unlink(missing_ok=True)
+        stats = generate(open_warehouse(self.warehouse), customers, START, END, seed=self.args.seed)
+        data = {**want, "rows": dict(stats.rows), "seconds": stats.seconds}
+        marker.write_text(json.dumps(data, indent=1))
+        return data
+
+    def _pipeline(self, sampler: Any, snapshot: date, lake: Path, full_refresh: bool, label: str) -> dict[str, Any]:
+        from jobs.pipeline import STEPS, RunContext, run_all, step_statuses
+
+        ctx = RunContext.create(snapshot, run_id=f"bench__{snapshot.isoformat()}", warehouse=self.warehouse,
+                                lake=str(lake), params={"full_refresh": full_refresh})
+        error = None
+        with sampler.phase() as mem:
+            t = time.perf_counter()
+            try:
+                run_all(ctx)
+            except Exception as exc:  # reported, not raised: the other figures still stand
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            wall = time.perf_counter() - t
+        statuses = step_statuses(ctx)
+        steps = {s: statuses[s]["seconds"] for s in STEPS if s in statuses}
+        self.phases.append(Phase(label, wall, None, mem.driver_mb, mem.jvm_mb, error or f"snapshot {snapshot}",
+                                 cpu=mem.cpu_seconds))
+        for s, secs in steps.items():
+            self.phases.append(Phase(f"  {s}", secs, None))
+        return {"snapshot": snapshot.isoformat(), "total": sum(steps.values()) if not error else None, "wall": wall,
+                "steps": steps, "error": error}
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _child(module: str, argv: list[str], timeout: float | None) -> dict[str, Any]:
+    """Run `python -m module argv` and return its last stdout line as JSON."""
+    proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def _find_jvm() -> int | None:
+    from jobs.bench.procmem import find_jvm
+
+    return find_jvm()
+
+
+def _spark_conf(spark: Any, key: str) -> str | None:
+    try:
+        value = spark.conf.get(key)
+    except Exception:  # Spark Connect may refuse some keys
+        return None
+    return str(value) if value is not None else None
+
+
+def _r(x: float | None, digits: int = 3) -> float | None:
+    return round(x, digits) if x is not None else None
+
+
+def _ordered(out: dict[str, Any]) -> dict[str, Any]:
+    """The headline keys first."""
+    head = ["lines", "spark_seconds", "duckdb_seconds", "ratio", "pandas_seconds", "session_start_seconds",
+            "extract_seconds", "checks_passed", "mismatches"]
+    rounded = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
+    return {**{k: rounded.get(k) for k in head}, **{k: v for k, v in rounded.items() if k not in head}}
+
+
+def machine(spark: Any) -> dict[str, Any]:
+    import duckdb
+    import pandas
+    import pyspark
+
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    java = None
+    try:
+        java = spark.sparkContext._jvm.System.getProperty("java.version")
+    except Exception:  # Spark Connect: no JVM gateway in this process
+        pass
+    return {
+        "cpus": os.cpu_count(), "memory_gb": mem_gb, "load_average_1m": round(os.getloadavg()[0], 2), "java": java, "python": platform.python_version(),
+        "pyspark": pyspark.__version__, "duckdb": duckdb.__version__, "pandas": pandas.__version__,
+        "driver_memory": _spark_conf(spark, "spark.driver.memory"),
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The human-readable table: wall seconds, order lines per second, peak memory, x DuckDB."""
+    duck = result.get("duckdb_seconds")
+    print(f"crm-metrics bench: {result['lines']:,} order lines, {result['customers']:,} customers, "
+          f"snapshot {result['snapshot']}, Spark {result.get('spark_master')}, {result['machine']['cpus']} cores")
+    print(f"{'phase':<48} {'seconds':>9} {'CPU s':>7} {'lines/s':>11} {'driver MB':>10} {'JVM MB':>8} {'x DuckDB':>9}  note")
+    for p in result["phases"]:
+        secs = p["seconds"]
+        rate = f"{p['rows'] / secs:,.0f}" if p["rows"] and secs else ""
+        compared = p["rows"] and not p["name"].startswith(("generate", "extract", "spark session"))
+        ratio = f"{secs / duck:.2f}" if secs and duck and compared else ""
+        secs_s = "" if secs is None else f"{secs:.2f}"
+        cpu = "" if p["cpu_seconds"] is None else f"{p['cpu_seconds']:.1f}"
+        driver = "" if p["driver_mb"] is None else f"{p['driver_mb']:,.0f}"
+        jvm = "" if p["jvm_mb"] is None else f"{p['jvm_mb']:,.0f}"
+        print(f"{p['name'][:48]:<48} {secs_s:>9} {cpu:>7} {rate:>11} {driver:>10} {jvm:>8} {ratio:>9}  {p['note']}")
+    spark_ratio = result.get("ratio") or float("nan")
+    cpu_ratio = result.get("cpu_ratio")
+    cpu_note = f"; CPU seconds {cpu_ratio:.2f}x" if cpu_ratio else ""
+    print(f"Spark / DuckDB = {spark_ratio:.2f} wall (target <= {result['target_ratio']:.0f}: "
+          f"{'met' if result['ratio_target_met'] else 'NOT met'}){cpu_note}; "
+          f"load average {result['machine']['load_average_1m_at_start']} at start, {result['machine']['load_average_1m']} at end")
+    inc = result["incremental"]
+    summary = f"incremental: next-day extract / full extract = {inc['extract_ratio']:.3f}"
+    if inc.get("run_ratio") is not None:
+        summary += f"; next-day run / full run = {inc['run_ratio']:.2f}"
+    print(summary + f" (target <= {inc['target']:.2f})")
+    for name, c in result["check"].items():
+        print(f"check Spark = DuckDB, {name}: {c['rows_compared']:,} rows, {c['mismatches']} mismatches {c['by_field'] or ''}")
+    if result.get("pandas_check"):
+        c = result["pandas_check"]
+        print(f"check Spark = pandas, lifetimes fields: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")
+    if not result["checks_passed"]:
+        print("CHECK FAILED: the engines disagree (see the mismatch counts above)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
