@@ -36,8 +36,9 @@ demo: install java
 	@echo "outputs: DuckDB marts in data/warehouse.duckdb (schema marts), lake in data/lake, Data Docs in data/lake/quality/data_docs/index.html"
 
 # 2) Lint, type-check and run the whole suite against real DuckDB, PostgreSQL, Spark, Airflow, GE and S3.
+# Two workers, one file each at a time: module and session fixtures stay within a worker.
 test: install system-deps lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

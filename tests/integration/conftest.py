@@ -3,12 +3,18 @@ warehouses loaded from the CDNOW sample."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 SAMPLE_COLUMNS = ("master_id", "customer_id", "date", "quantity", "amount")
 
@@ -65,3 +71,21 @@ def published_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object)
     summary = run_all(RunContext.create(PUBLISHED_SNAPSHOT, warehouse=url, lake=str(base / "lake")))
     assert summary["outcome"] == "success", summary
     return {"warehouse": url, "lake": str(base / "lake"), "snapshot": PUBLISHED_SNAPSHOT, "run_id": f"manual__{PUBLISHED_SNAPSHOT}"}
+
+
+def start_paused(code: str, point: str, marker: Path, timeout: float = 600) -> subprocess.Popen[bytes]:
+    """Run `code` in a child Python (its own process group) that pauses at fault point `point`
+    (jobs.faults.maybe_pause); returns once it is there, so the test can kill it exactly there."""
+    env = {**os.environ, "CRM_METRICS_PAUSE_AT": point, "CRM_METRICS_PAUSE_FILE": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            raise AssertionError(f"the child ended before reaching {point}: {err}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"the child never reached {point} within {timeout:.0f} s")
+        time.sleep(0.2)
+    return proc

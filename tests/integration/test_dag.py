@@ -204,6 +204,7 @@ def test_end_to_end_on_the_standalone_cluster(
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",  # the final DagRun line is an INFO record
         "CRM_METRICS_DATA": str(tmp_path / "data"),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from jobs.lake import Lake
 from jobs.pipeline import RunContext, run_all, run_step
 from jobs.publish import parquet_files
 from jobs.warehouse import open_warehouse
+from tests.integration.conftest import start_paused
 
 ROOT = Path(__file__).resolve().parents[2]
 D1 = date(2024, 2, 29)
@@ -82,20 +82,11 @@ def refund_one_order_on_d1(url: str) -> None:
 
 
 def start_paused_publish(url: str, lake: Path, marker: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CRM_METRICS_PAUSE_AT": "publish_before_commit", "CRM_METRICS_PAUSE_FILE": str(marker)}
     code = (
         "from datetime import date; from jobs.pipeline import RunContext, run_step; "
         f"run_step('publish', RunContext.create(date({D1.year}, {D1.month}, {D1.day}), warehouse={url!r}, lake={str(lake)!r}))"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not marker.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the publish ended before its pause point: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the publish never reached its pause point"
-        time.sleep(0.2)
-    return proc
+    return start_paused(code, "publish_before_commit", marker, timeout=300)
 
 
 def prepare(url: str, tmp_path: Path) -> tuple[Path, Fingerprint, Fingerprint]:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from jobs.generate import generate
 from jobs.lake import Lake
 from jobs.pipeline import RunContext, run_all
 from jobs.warehouse import open_warehouse
-from tests.integration.conftest import mart_rows
+from tests.integration.conftest import mart_rows, start_paused
 
 ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = date(2024, 2, 28), date(2024, 2, 29)
@@ -33,22 +30,13 @@ def source(tmp_path: Path) -> str:
 def test_driver_killed_mid_write_leaves_no_partial_partition(source: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     marker = tmp_path / "paused"
-    env = {**os.environ, "CRM_METRICS_PAUSE_AT": "mart_written_before_rename", "CRM_METRICS_PAUSE_FILE": str(marker)}
     code = (
         "from datetime import date; from jobs.pipeline import RunContext, run_all; "
         f"run_all(RunContext.create(date(2024, 2, 28), warehouse={source!r}, lake={str(lake)!r}))"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 600
-        while not marker.exists():
-            assert proc.poll() is None, "the run ended before reaching the pause point"
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the Python driver and its JVM, no goodbye
-        proc.wait()
+    proc = start_paused(code, "mart_written_before_rename", marker)
+    os.killpg(proc.pid, signal.SIGKILL)  # the Python driver and its JVM, no goodbye
+    proc.wait()
     # the first mart's files were written to staging but never renamed into place
     first_mart = Lake.at(lake).mart_table("customer_profitability")
     assert not (first_mart / f"snapshot_date={D1}").exists()
