@@ -276,7 +276,31 @@ def start_spark(state_dir: str | Path, cores: int = 2, memory: str = "2g") -> Se
     return svc
 
 
-STARTERS = {"postgres": start_postgres, "s3": start_s3, "spark": start_spark}
+def start_spark_connect(state_dir: str | Path, master: str = "local[2]") -> Service:
+    """A Spark Connect server on loopback (`sc://127.0.0.1:PORT`), from the pyspark package's
+    spark-submit; its driver runs `master` (local by default, or a standalone master URL)."""
+    home = spark_home()
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": sys.executable}
+    port = free_port()
+    log_file = state / "spark-connect.log"
+    with log_file.open("w") as out:
+        server = subprocess.Popen(
+            [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+             "--master", master, "--name", "crm-metrics-connect",
+             "--conf", f"spark.connect.grpc.binding.address={LOOPBACK}", "--conf", f"spark.connect.grpc.binding.port={port}",
+             "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false", "spark-internal"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    _wait("Spark Connect server", lambda: port_open(port), 120, log_file)
+    svc = Service(name="spark-connect", url=f"sc://{LOOPBACK}:{port}", state_dir=str(state), pids=[server.pid],
+                  extra={"log": str(log_file)})
+    svc.save()
+    return svc
+
+
+STARTERS = {"postgres": start_postgres, "s3": start_s3, "spark": start_spark, "spark-connect": start_spark_connect}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"service": name, "alive": alive, "url": svc.url, "pids": svc.pids}))
         return 0
     if not args.service:
-        parser.error("name a service: postgres, s3 or spark")
+        parser.error("name a service: postgres, s3, spark or spark-connect")
     if args.action == "start":
         svc = STARTERS[args.service](args.dir)
         print(json.dumps({"service": svc.name, "url": svc.url, "pids": svc.pids, "dir": args.dir}))

@@ -40,7 +40,17 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     # on a real cluster set PYSPARK_PYTHON to the environment shipped with the job.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("sc://"):
-        return SparkSession.builder.remote(master).appName(app_name).getOrCreate()
+        session = SparkSession.builder.remote(master).appName(app_name).getOrCreate()
+        # runtime settings only: the server owns the rest (its spark-defaults.conf)
+        for key, value in {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": str(shuffle_partitions(master)),
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            **(extra or {}),
+        }.items():
+            session.conf.set(key, value)
+        return session
     builder = (
         SparkSession.builder.master(master)
         .appName(app_name)
