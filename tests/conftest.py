@@ -23,7 +23,9 @@ import localstack  # noqa: E402
 # before it is first imported.
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="crm-tests-"))
 os.environ["CRM_METRICS_DATA"] = str(_SESSION_TMP / "data")
-os.environ.setdefault("AIRFLOW_HOME", str(_SESSION_TMP / "airflow"))
+# Always this process's own home: pytest-xdist workers inherit the controller's environment, and
+# two workers sharing one SQLite metadata DB lose each other's serialized DAGs.
+os.environ["AIRFLOW_HOME"] = str(_SESSION_TMP / "airflow")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["CRM_METRICS_RETRY_DELAY_SECONDS"] = "1"
 os.environ.pop("AIRFLOW_CONN_CRM_WAREHOUSE", None)
