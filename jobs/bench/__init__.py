@@ -18,6 +18,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -138,7 +139,7 @@ class Bench:
         max_amount = RunParams().max_order_amount
 
         # 1. data -------------------------------------------------------------------------------
-        with sampler.phase() as mem:
+        with sampler.phase() as mem, _stdout_to_stderr():
             data = self._generate()
         out.update(lines=data["rows"]["order_items"], customers=data["customers"], orders=data["rows"]["orders"],
                    snapshot=SNAPSHOT.isoformat(), window=[START.isoformat(), END.isoformat()])
@@ -150,7 +151,7 @@ class Bench:
         shutil.rmtree(self.out_dir, ignore_errors=True)
         lake = Lake.at(self.lake_dir)
         wh = open_warehouse(self.warehouse)
-        with sampler.phase() as mem:
+        with sampler.phase() as mem, _stdout_to_stderr():
             t = time.perf_counter()
             full = extract(wh, lake, SNAPSHOT, full_refresh=True)
             extract_full = time.perf_counter() - t
@@ -174,7 +175,7 @@ class Bench:
         self.phases.append(Phase("spark session start", session_start, None, mem.driver_mb, mem.jvm_mb,
                                  str(out["spark_master"]), cpu=mem.cpu_seconds))
 
-        with sampler.phase() as mem:
+        with sampler.phase() as mem, _stdout_to_stderr():
             spark_run = run_spark_job(spark, lake, SNAPSHOT, max_amount)
         out["spark_seconds"] = spark_run.seconds
         out["spark_mart_seconds"] = spark_run.mart_seconds
@@ -233,7 +234,7 @@ class Bench:
                                          "frequency/recency/T/monetary only, own process", cpu=pd_res.get("cpu_seconds")))
 
         # 5. the next day's extraction into the same lake --------------------------------------------
-        with sampler.phase() as mem:
+        with sampler.phase() as mem, _stdout_to_stderr():
             t = time.perf_counter()
             day = extract(wh, lake, END)
             extract_day = time.perf_counter() - t
@@ -310,7 +311,7 @@ class Bench:
         ctx = RunContext.create(snapshot, run_id=f"bench__{snapshot.isoformat()}", warehouse=self.warehouse,
                                 lake=str(lake), params={"full_refresh": full_refresh})
         error = None
-        with sampler.phase() as mem:
+        with sampler.phase() as mem, _stdout_to_stderr():
             t = time.perf_counter()
             try:
                 run_all(ctx)
@@ -328,6 +329,25 @@ class Bench:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr for a while: DuckDB draws progress bars on stdout from
+    C++, and stdout is for the table and the JSON line only."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded runners)
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _child(module: str, argv: list[str], timeout: float | None) -> dict[str, Any]:
     """Run `python -m module argv` and return its last stdout line as JSON."""
     proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=timeout)
