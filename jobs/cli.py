@@ -42,7 +42,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "bench": (
         "jobs.bench",
-        "benchmark the Spark metric job against a DuckDB SQL reference and pandas",
+        "benchmark Spark against a DuckDB SQL reference (inputs stage, metric stage) and pandas",
         "crm-metrics bench --lines 1000000",
     ),
 }

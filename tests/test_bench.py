@@ -1,21 +1,35 @@
-"""`crm-metrics bench` on a tiny generated history: the JSON line, the engine checks, and the
-pandas lifetimes summary against Spark's customer_rfm. No timing assertions."""
+"""`crm-metrics bench` on a tiny generated history: the JSON line, the engine checks (clean layer
+and marts, Spark = DuckDB; lifetimes summary, Spark = pandas = customer_rfm), that the checks
+catch an injected difference, and the progress bar (on a terminal only). No timing assertions."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
+import os
+import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 
 HEADLINE_KEYS = (
-    "lines", "spark_seconds", "duckdb_seconds", "ratio", "pandas_seconds", "session_start_seconds",
-    "extract_seconds", "spark_mart_seconds", "check", "pandas_check", "incremental", "memory_mb", "machine",
+    "lines", "spark_seconds", "duckdb_seconds", "ratio",
+    "inputs_spark_seconds", "inputs_duckdb_seconds", "inputs_ratio",
+    "total_spark_seconds", "total_duckdb_seconds", "total_ratio",
+    "spark_cpu_seconds", "duckdb_cpu_seconds", "cpu_ratio",
+    "inputs_spark_cpu_seconds", "inputs_duckdb_cpu_seconds", "inputs_cpu_ratio",
+    "total_spark_cpu_seconds", "total_duckdb_cpu_seconds", "total_cpu_ratio",
+    "pandas_seconds", "spark_summary_seconds", "pandas_ratio", "session_start_seconds", "extract_seconds",
+    "spark_mart_seconds", "check", "clean_check", "pandas_check", "spark_summary_check", "incremental", "memory_mb",
+    "machine",
 )
+CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products", "marketing_spend")
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +39,12 @@ def tiny_bench(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[in
     import jobs.bench
 
     workdir = tmp_path_factory.mktemp("bench")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    buf, err = io.StringIO(), io.StringIO()  # not terminals: no progress bar
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
         code = jobs.bench.main(["--lines", "5000", "--days", "60", "--workdir", str(workdir), "--skip-pipeline", "--seed", "7"])
     text = buf.getvalue()
     last = text.strip().splitlines()[-1]
+    (workdir / "stderr.txt").write_text(err.getvalue())
     return code, json.loads(last), text, workdir
 
 
@@ -40,13 +55,23 @@ def test_json_line_has_the_headline_figures(tiny_bench: tuple[int, dict[str, Any
         assert key in result, key
     assert 3500 <= result["lines"] <= 6500  # sized from the calibrated lines per customer
     assert result["window"] == ["2024-11-02", "2024-12-31"]
-    for key in ("spark_seconds", "duckdb_seconds", "ratio", "pandas_seconds", "session_start_seconds", "extract_seconds"):
+    for key in ("spark_seconds", "duckdb_seconds", "ratio", "inputs_spark_seconds", "inputs_duckdb_seconds", "inputs_ratio",
+                "total_spark_seconds", "total_duckdb_seconds", "total_ratio", "pandas_seconds", "spark_summary_seconds",
+                "pandas_ratio", "session_start_seconds", "extract_seconds"):
         assert isinstance(result[key], float) and result[key] >= 0, key
+    # the headline ratio is the metric stage; the total is both stages
+    assert result["ratio"] == pytest.approx(result["spark_seconds"] / result["duckdb_seconds"], rel=1e-2, abs=1e-3)
+    assert result["total_spark_seconds"] == pytest.approx(result["inputs_spark_seconds"] + result["spark_seconds"], abs=2e-3)
+    assert result["total_duckdb_seconds"] == pytest.approx(result["inputs_duckdb_seconds"] + result["duckdb_seconds"], abs=2e-3)
+    assert result["pandas_ratio"] == pytest.approx(result["pandas_seconds"] / result["spark_summary_seconds"], rel=1e-2, abs=1e-3)
+    assert list(result)[:4] == ["lines", "spark_seconds", "duckdb_seconds", "ratio"]
     assert set(result["spark_mart_seconds"]) == {"customer_profitability", "customer_rfm", "cohort_retention"}
     assert result["pipeline"] is None  # --skip-pipeline
     inc = result["incremental"]
     assert inc["extract_day_rows"] > 0 and inc["extract_ratio"] is not None
     assert "Spark / DuckDB" in text  # the table precedes the JSON line
+    for stage in ("inputs: raw -> latest versions + rules -> clean", "metrics: clean -> 3 marts", "total"):
+        assert any(line.startswith(stage) for line in text.splitlines()), stage
 
 
 def test_spark_and_duckdb_agree(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
@@ -62,6 +87,18 @@ def test_spark_and_duckdb_agree(tiny_bench: tuple[int, dict[str, Any], str, Path
     assert result["check"]["cohorts"]["rows_compared"] == result["spark_rows"]["cohort_retention"]
 
 
+def test_spark_and_duckdb_write_the_same_clean_layer(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
+    _, result, _, workdir = tiny_bench
+    assert set(result["clean_check"]) == set(CLEAN_TABLES)
+    for name, check in result["clean_check"].items():
+        assert check["mismatches"] == 0 and check["same_hash"] is True, (name, check)
+        assert check["spark_rows"] == check["duckdb_rows"] == result["inputs_spark_rows"][name] == result["inputs_duckdb_rows"][name]
+    assert result["clean_check"]["order_items"]["spark_rows"] > 1000
+    # the DuckDB metric stage read Spark's clean layer, not its own
+    assert (workdir / "lake" / "clean" / "orders" / f"snapshot_date={result['snapshot']}").is_dir()
+    assert (workdir / "out" / "duckdb" / "clean" / "orders.parquet").is_file()
+
+
 def test_pandas_summary_equals_spark_rfm_for_every_customer(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
     _, result, _, workdir = tiny_bench
     assert result["pandas_check"]["ran"] is True and result["pandas_check"]["mismatches"] == 0
@@ -75,3 +112,125 @@ def test_pandas_summary_equals_spark_rfm_for_every_customer(tiny_bench: tuple[in
         assert (both[f"{col}_spark"] - both[f"{col}_pandas"]).abs().max() <= 1e-9, col
     # weeks = days / 7: a whole number of days in every value
     assert ((both["T_pandas"] * 7).round(9) % 1 == 0).all()
+
+
+def test_spark_lifetimes_summary_equals_pandas(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
+    _, result, _, workdir = tiny_bench
+    check = result["spark_summary_check"]
+    assert check["ran"] is True and check["mismatches"] == 0 and check["rows_compared"] == result["pandas_check"]["rows_compared"]
+    spark_summary = pd.read_parquet(workdir / "out" / "spark" / "lifetimes_summary")
+    assert list(spark_summary.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value"]
+    assert len(spark_summary) == check["rows_compared"] > 50
+
+
+# -- the checks catch a difference ------------------------------------------------------------------
+def _rewrite(path: Path, select: str) -> None:
+    """Replace a Parquet file by `select` over it (`t`)."""
+    tmp = path.with_suffix(".tmp.parquet")
+    conn = duckdb.connect()
+    try:
+        conn.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet('{path}')")
+        conn.execute(f"COPY ({select}) TO '{tmp}' (FORMAT parquet)")
+    finally:
+        conn.close()
+    tmp.replace(path)
+
+
+def test_clean_check_detects_a_changed_and_a_missing_row(tiny_bench: tuple[int, dict[str, Any], str, Path], tmp_path: Path) -> None:
+    from datetime import date
+
+    from jobs.bench.duckdb_reference import check_clean
+
+    _, result, _, workdir = tiny_bench
+    ref = tmp_path / "clean"
+    shutil.copytree(workdir / "out" / "duckdb" / "clean", ref)
+    _rewrite(ref / "orders.parquet", "SELECT * REPLACE (CASE WHEN order_id = (SELECT min(order_id) FROM t) "
+                                     "THEN gross_amount + 0.01 ELSE gross_amount END AS gross_amount) FROM t")
+    _rewrite(ref / "products.parquet", "SELECT * FROM t WHERE product_id <> (SELECT min(product_id) FROM t)")
+    checks = check_clean(workdir / "lake", date.fromisoformat(result["snapshot"]), ref)
+    assert checks["orders"].mismatches == {"only_spark": 1, "only_duckdb": 1}
+    assert checks["products"].mismatches == {"only_spark": 1}
+    assert checks["orders"].examples and checks["orders"].as_dict()["same_hash"] is False
+    assert all(checks[t].total == 0 for t in ("order_items", "interactions", "customers", "marketing_spend"))
+
+
+def test_mart_and_lifetimes_checks_detect_a_changed_value(tiny_bench: tuple[int, dict[str, Any], str, Path], tmp_path: Path) -> None:
+    from jobs.bench.duckdb_reference import check_lifetimes, check_marts
+
+    _, result, _, workdir = tiny_bench
+    ref = tmp_path / "duckdb"
+    ref.mkdir()
+    for mart in ("customer_profitability", "customer_rfm", "cohort_retention"):
+        shutil.copy(workdir / "out" / "duckdb" / f"{mart}.parquet", ref)
+    _rewrite(ref / "customer_profitability.parquet", "SELECT * REPLACE (CASE WHEN customer_id = (SELECT max(customer_id) FROM t) "
+                                                     "THEN revenue + 1 ELSE revenue END AS revenue) FROM t")
+    lake = workdir / "lake" / "marts"
+    marts = {m: lake / m / f"snapshot_date={result['snapshot']}" for m in ("customer_profitability", "customer_rfm", "cohort_retention")}
+    checks = check_marts(marts, ref)
+    assert checks["customers"].mismatches == {"revenue": 1} and checks["cohorts"].total == 0
+
+    summary = tmp_path / "summary.parquet"
+    shutil.copy(workdir / "out" / "pandas" / "lifetimes_summary.parquet", summary)
+    _rewrite(summary, "SELECT * REPLACE (CASE WHEN customer_id = (SELECT min(customer_id) FROM t) "
+                      "THEN monetary_value + 1e-6 ELSE monetary_value END AS monetary_value) FROM t")
+    check = check_lifetimes(workdir / "out" / "spark" / "lifetimes_summary", summary)
+    assert check.mismatches == {"monetary_value": 1}
+
+
+# -- child processes -----------------------------------------------------------------------------
+def test_child_main_prints_the_result_with_cpu_and_memory_last(capsys: pytest.CaptureFixture[str]) -> None:
+    from jobs.bench.procmem import child_main
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, required=True)
+    assert child_main(parser, lambda a: {"seconds": 0.5, "n": a.n}, ["--n", "3"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["n"] == 3 and line["seconds"] == 0.5
+    assert line["peak_rss_mb"] > 0 and line["cpu_seconds"] >= 0
+
+
+# -- progress bar (issue #9) ---------------------------------------------------------------------
+def test_no_progress_bar_without_a_terminal(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
+    from jobs.bench import PHASES
+
+    _, _, text, workdir = tiny_bench
+    err = (workdir / "stderr.txt").read_text()
+    assert f"/{len(PHASES)}" not in err and "spark metric stage" not in err
+    assert "spark metric stage" not in text and "\r" not in text
+
+
+def test_progress_bar_on_a_terminal(spark: Any, tmp_path: Path) -> None:
+    """stderr on a pseudo-terminal: a bar over the phases there; stdout (a pipe here) still ends
+    with the JSON line and has no bar."""
+    import jobs.bench
+    from jobs.bench import PHASES
+
+    master, replica = os.openpty()
+    shown: list[bytes] = []
+
+    def drain() -> None:  # a full pty buffer would block the writer
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO once the replica side is closed
+                return
+            if not data:
+                return
+            shown.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    out = io.StringIO()
+    with open(replica, "w", buffering=1, closefd=True) as tty:
+        assert tty.isatty()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(tty):
+            code = jobs.bench.main(["--lines", "1500", "--days", "20", "--workdir", str(tmp_path), "--skip-pipeline"])
+    reader.join(timeout=10)
+    os.close(master)
+    bar = b"".join(shown).decode(errors="replace")
+    assert code == 0, out.getvalue()
+    assert f"{len(PHASES)}/{len(PHASES)}" in bar and "spark metric stage" in bar and "pipeline full (skipped)" in bar
+    lines = out.getvalue().strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["checks_passed"] is True
+    assert not any("spark metric stage" in line for line in lines)

@@ -1,18 +1,23 @@
 """`crm-metrics bench --lines N`: generate N order lines, then time, side by side and checked:
 
-1. the Spark metric job (customer_profitability, customer_rfm, cohort_retention) on the project's
-   own code path, in a warm session (session start reported apart), after the full extraction
-   into the lake (timed apart);
-2. a hand-written DuckDB reference (jobs/bench/reference.sql) over the same lake Parquet, whose
-   numbers must equal Spark's (a mismatch fails the command);
-3. a pandas lifetimes-style summary (frequency, recency, T, monetary_value), up to
-   --pandas-max-lines, checked against Spark's customer_rfm;
+1. Spark on the project's own code path, in a warm session (session start reported apart), after
+   the full extraction into the lake (timed apart), in two stages: the inputs stage (raw lake ->
+   latest versions + validity rules -> the clean layer, as the validate_raw gate writes it) and
+   the metric stage (the clean layer -> customer_profitability, customer_rfm, cohort_retention,
+   as build_marts builds them);
+2. a hand-written DuckDB reference in the same two stages (jobs/bench/reference_inputs.sql over
+   the raw lake, jobs/bench/reference_marts.sql over the clean layer Spark wrote), whose clean
+   tables and marts must equal Spark's (a mismatch fails the command). The metric stage is the
+   one the 3x target is about; the inputs stage and the total are reported beside it;
+3. a lifetimes-style summary (frequency, recency, T, monetary_value) in Spark and in pandas from
+   the same raw orders, up to --pandas-max-lines, checked against each other and against Spark's
+   customer_rfm;
 4. the whole pipeline for the snapshot date, per step (jobs.pipeline.run_all), unless
    --skip-pipeline;
 5. the next day's incremental run against the full one: extraction alone and the whole run.
 
-Prints a table and, last, one JSON line. docs/benchmarks.md has the measurements and how to read
-them.
+Prints a progress bar on stderr when stderr is a terminal, then a table and, last, one JSON line
+on stdout. docs/benchmarks.md has the measurements and how to read them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from jobs.bench.progress import PhaseBar
+
 # Order lines per customer over the generated window (generator defaults, seed 7): 17.40 at 20k
 # customers and 17.29 at 573k over two years; 6.3 at 2k customers over 60 days. Linear in between
 # is close enough to size the run; the actual count is what the bench reports.
@@ -40,9 +47,16 @@ LINES_PER_CUSTOMER = 17.3
 DEFAULT_DAYS = 730
 END = date(2024, 12, 31)  # last generated day = the "next day" of the incremental run
 SNAPSHOT = END - timedelta(days=1)
-TARGET_RATIO = 3.0
+TARGET_RATIO = 3.0  # Spark's metric stage (clean layer -> 3 marts) against DuckDB's
+PANDAS_TARGET_RATIO = 10.0  # pandas seconds / Spark lifetimes summary seconds
 INCREMENTAL_TARGET = 0.20
 DATA_MARKER = "bench-data.json"
+# the progress bar's phases (every one is counted, skipped or not)
+PHASES = (
+    "generate warehouse", "extract full history", "spark session start", "spark inputs stage", "spark metric stage",
+    "spark lifetimes summary", "duckdb inputs stage", "duckdb metric stage", "checks: clean layer, marts",
+    "pandas lifetimes summary", "extract next day", "pipeline full", "pipeline next day",
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +115,7 @@ class Phase:
     jvm_mb: float | None = None
     note: str = ""
     cpu: float | None = None
+    vs_duckdb: float | None = None  # Spark stages: multiple of the DuckDB reference's same stage
 
 
 @dataclass
@@ -129,8 +144,20 @@ class Bench:
             sampler.stop()
 
     def _run(self, sampler: Any) -> dict[str, Any]:
-        from jobs.bench.duckdb_reference import check_lifetimes, check_marts
-        from jobs.bench.spark_job import BENCH_MARTS, run_spark_job
+        bar = PhaseBar(total=len(PHASES))
+        try:
+            return self._phases(sampler, bar)
+        finally:
+            bar.close()
+
+    def _phases(self, sampler: Any, bar: PhaseBar) -> dict[str, Any]:
+        from jobs.bench.duckdb_reference import check_clean, check_lifetimes, check_marts, clean_dir
+        from jobs.bench.spark_job import (
+            BENCH_MARTS,
+            run_inputs_stage,
+            run_lifetimes_summary,
+            run_metric_stage,
+        )
         from jobs.config import RunParams
         from jobs.extract import extract
         from jobs.lake import Lake
@@ -142,7 +169,7 @@ class Bench:
         max_amount = RunParams().max_order_amount
 
         # 1. data -------------------------------------------------------------------------------
-        with sampler.phase() as mem, _stdout_to_stderr():
+        with bar.phase("generate warehouse"), sampler.phase() as mem, _stdout_to_stderr():
             data = self._generate()
         out.update(lines=data["rows"]["order_items"], customers=data["customers"], orders=data["rows"]["orders"],
                    snapshot=SNAPSHOT.isoformat(), window=[window_start(args.days).isoformat(), END.isoformat()])
@@ -154,7 +181,7 @@ class Bench:
         shutil.rmtree(self.out_dir, ignore_errors=True)
         lake = Lake.at(self.lake_dir)
         wh = open_warehouse(self.warehouse)
-        with sampler.phase() as mem, _stdout_to_stderr():
+        with bar.phase("extract full history"), sampler.phase() as mem, _stdout_to_stderr():
             t = time.perf_counter()
             full = extract(wh, lake, SNAPSHOT, full_refresh=True)
             extract_full = time.perf_counter() - t
@@ -163,10 +190,10 @@ class Bench:
         self.phases.append(Phase("extract full history -> lake", extract_full, lines, mem.driver_mb, None,
                                  f"{full.total_rows:,} rows, all tables"))
 
-        # 2. Spark ------------------------------------------------------------------------------
+        # 2. Spark: session, inputs stage, metric stage, lifetimes summary -------------------------
         if args.master:
             os.environ[SPARK_MASTER_ENV] = args.master  # the pipeline's get_spark() reuses it
-        with sampler.phase() as mem:
+        with bar.phase("spark session start"), sampler.phase() as mem:
             t = time.perf_counter()
             spark = get_spark(args.master)
             spark.range(1).count()
@@ -178,66 +205,118 @@ class Bench:
         self.phases.append(Phase("spark session start", session_start, None, mem.driver_mb, mem.jvm_mb,
                                  str(out["spark_master"]), cpu=mem.cpu_seconds))
 
-        with sampler.phase() as mem, _stdout_to_stderr():
-            spark_run = run_spark_job(spark, lake, SNAPSHOT, max_amount)
+        with bar.phase("spark inputs stage"), sampler.phase() as mem, _stdout_to_stderr():
+            spark_inputs = run_inputs_stage(spark, lake, SNAPSHOT, max_amount)
+        out["inputs_spark_seconds"] = spark_inputs.seconds
+        out["inputs_spark_cpu_seconds"] = mem.cpu_seconds
+        out["inputs_spark_rows"] = spark_inputs.rows
+        spark_inputs_phase = Phase("spark inputs: raw -> clean layer", spark_inputs.seconds, lines, mem.driver_mb, mem.jvm_mb,
+                                   "latest versions + rules, write_clean", cpu=mem.cpu_seconds)
+        self.phases.append(spark_inputs_phase)
+
+        with bar.phase("spark metric stage"), sampler.phase() as mem, _stdout_to_stderr():
+            spark_run = run_metric_stage(spark, lake, SNAPSHOT)
         out["spark_seconds"] = spark_run.seconds
         out["spark_mart_seconds"] = spark_run.mart_seconds
         out["spark_rows"] = spark_run.rows
         out["spark_cpu_seconds"] = mem.cpu_seconds
-        self.phases.append(Phase("spark metric job (3 marts)", spark_run.seconds, lines, mem.driver_mb, mem.jvm_mb,
-                                 cpu=mem.cpu_seconds))
+        spark_metric_phase = Phase("spark metrics: clean -> 3 marts", spark_run.seconds, lines, mem.driver_mb, mem.jvm_mb,
+                                   "read_clean, the metric job", cpu=mem.cpu_seconds)
+        self.phases.append(spark_metric_phase)
         for i, name in enumerate(BENCH_MARTS):
-            extra = " (incl. inputs, customer_day, base)" if i == 0 else ""
+            extra = " (incl. customer_day, base)" if i == 0 else ""
             self.phases.append(Phase(f"  write {name}{extra}", spark_run.mart_seconds[name], None, note=f"{spark_run.rows[name]:,} rows"))
 
-        # 3. DuckDB reference and the check -------------------------------------------------------
+        spark_summary_dir = self.out_dir / "spark" / "lifetimes_summary"
+        with bar.phase("spark lifetimes summary"), sampler.phase() as mem, _stdout_to_stderr():
+            summary_run = run_lifetimes_summary(spark, lake, SNAPSHOT, spark_summary_dir)
+        out["spark_summary_seconds"] = summary_run.seconds
+        out["spark_summary_cpu_seconds"] = mem.cpu_seconds
+        spark_summary_phase = Phase("spark lifetimes summary", summary_run.seconds, lines, mem.driver_mb, mem.jvm_mb,
+                                    "same input and columns as pandas", cpu=mem.cpu_seconds)
+        self.phases.append(spark_summary_phase)
+
+        # 3. the DuckDB reference, both stages, and the checks --------------------------------------
         ref_dir = self.out_dir / "duckdb"
-        cmd = ["--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(), "--out", str(ref_dir),
-               "--max-order-amount", repr(max_amount)]
+        common = ["--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(), "--out", str(ref_dir),
+                  "--max-order-amount", repr(max_amount)]
         if args.duckdb_threads:
-            cmd += ["--threads", str(args.duckdb_threads)]
-        ref = _child("jobs.bench.duckdb_reference", cmd, timeout=None)
+            common += ["--threads", str(args.duckdb_threads)]
+        with bar.phase("duckdb inputs stage"):
+            ref_inputs = _child("jobs.bench.duckdb_reference", ["--stage", "inputs", *common], timeout=None)
+        out["inputs_duckdb_seconds"] = ref_inputs["seconds"]
+        out["inputs_duckdb_cpu_seconds"] = ref_inputs.get("cpu_seconds")
+        out["inputs_duckdb_rows"] = ref_inputs.get("rows")
+        out["inputs_duckdb_statement_seconds"] = {s["sql"]: s["seconds"] for s in ref_inputs.get("statements", [])}
+        self.phases.append(Phase("duckdb inputs: raw -> clean", ref_inputs["seconds"], lines, ref_inputs.get("peak_rss_mb"), None,
+                                 f"{ref_inputs.get('threads')} threads, own process", cpu=ref_inputs.get("cpu_seconds")))
+
+        with bar.phase("duckdb metric stage"):
+            ref = _child("jobs.bench.duckdb_reference", ["--stage", "marts", *common], timeout=None)
         out["duckdb_seconds"] = ref["seconds"]
         out["duckdb_threads"] = ref.get("threads")
         out["duckdb_statement_seconds"] = {s["sql"]: s["seconds"] for s in ref.get("statements", [])}
-        out["ratio"] = spark_run.seconds / ref["seconds"] if ref["seconds"] else None
+        out["duckdb_cpu_seconds"] = ref.get("cpu_seconds")
+        self.phases.append(Phase("duckdb metrics: Spark's clean -> 3 marts", ref["seconds"], lines, ref.get("peak_rss_mb"), None,
+                                 f"{ref.get('threads')} threads, own process", cpu=ref.get("cpu_seconds")))
+
+        out["inputs_ratio"] = _ratio(out["inputs_spark_seconds"], out["inputs_duckdb_seconds"])
+        out["ratio"] = _ratio(out["spark_seconds"], out["duckdb_seconds"])
+        out["total_spark_seconds"] = out["inputs_spark_seconds"] + out["spark_seconds"]
+        out["total_duckdb_seconds"] = out["inputs_duckdb_seconds"] + out["duckdb_seconds"]
+        out["total_ratio"] = _ratio(out["total_spark_seconds"], out["total_duckdb_seconds"])
         out["target_ratio"] = TARGET_RATIO
         out["ratio_target_met"] = out["ratio"] is not None and out["ratio"] <= TARGET_RATIO
-        out["duckdb_cpu_seconds"] = ref.get("cpu_seconds")
-        if out["spark_cpu_seconds"] and out["duckdb_cpu_seconds"]:
-            out["cpu_ratio"] = out["spark_cpu_seconds"] / out["duckdb_cpu_seconds"]
-        self.phases.append(Phase("duckdb reference (3 marts)", ref["seconds"], lines, ref.get("peak_rss_mb"), None,
-                                 f"{ref.get('threads')} threads, own process", cpu=ref.get("cpu_seconds")))
-        checks = check_marts({m: lake.mart_partition(m, SNAPSHOT) for m in BENCH_MARTS}, ref_dir)
+        out["inputs_cpu_ratio"] = _ratio(out["inputs_spark_cpu_seconds"], out["inputs_duckdb_cpu_seconds"])
+        out["cpu_ratio"] = _ratio(out["spark_cpu_seconds"], out["duckdb_cpu_seconds"])
+        out["total_spark_cpu_seconds"] = _sum(out["inputs_spark_cpu_seconds"], out["spark_cpu_seconds"])
+        out["total_duckdb_cpu_seconds"] = _sum(out["inputs_duckdb_cpu_seconds"], out["duckdb_cpu_seconds"])
+        out["total_cpu_ratio"] = _ratio(out["total_spark_cpu_seconds"], out["total_duckdb_cpu_seconds"])
+        spark_inputs_phase.vs_duckdb = out["inputs_ratio"]
+        spark_metric_phase.vs_duckdb = out["ratio"]
+
+        with bar.phase("checks: clean layer, marts"):
+            clean_checks = check_clean(self.lake_dir, SNAPSHOT, clean_dir(ref_dir))
+            checks = check_marts({m: lake.mart_partition(m, SNAPSHOT) for m in BENCH_MARTS}, ref_dir)
+        out["clean_check"] = {name: c.as_dict() for name, c in clean_checks.items()}
         out["check"] = {name: c.as_dict() for name, c in checks.items()}
-        mismatches = sum(c.total for c in checks.values())
+        mismatches = sum(c.total for c in clean_checks.values()) + sum(c.total for c in checks.values())
 
         # 4. pandas -------------------------------------------------------------------------------
         out["pandas_seconds"] = None
-        if lines > args.pandas_max_lines:
-            out["pandas_skipped"] = f"{lines:,} lines > --pandas-max-lines {args.pandas_max_lines:,}"
-            self.phases.append(Phase("pandas lifetimes summary", None, note="skipped: " + out["pandas_skipped"]))
-        else:
-            summary_file = self.out_dir / "pandas" / "lifetimes_summary.parquet"
-            try:
-                pd_res = _child("jobs.bench.pandas_summary",
-                                ["--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(), "--out", str(summary_file)],
-                                timeout=args.pandas_timeout)
-            except subprocess.TimeoutExpired:
-                out["pandas_skipped"] = f"timed out after {args.pandas_timeout:.0f} s"
-                self.phases.append(Phase("pandas lifetimes summary", None, note=out["pandas_skipped"]))
+        out["pandas_ratio"] = None
+        out["pandas_target_ratio"] = PANDAS_TARGET_RATIO
+        with bar.phase("pandas lifetimes summary"):
+            if lines > args.pandas_max_lines:
+                out["pandas_skipped"] = f"{lines:,} lines > --pandas-max-lines {args.pandas_max_lines:,}"
+                self.phases.append(Phase("pandas lifetimes summary", None, note="skipped: " + out["pandas_skipped"]))
             else:
-                out["pandas_seconds"] = pd_res["seconds"]
-                out["pandas_peak_rss_mb"] = pd_res.get("peak_rss_mb")
-                out["pandas_cpu_seconds"] = pd_res.get("cpu_seconds")
-                pcheck = check_lifetimes(lake.mart_partition("customer_rfm", SNAPSHOT), summary_file)
-                out["pandas_check"] = pcheck.as_dict()
-                mismatches += pcheck.total
-                self.phases.append(Phase("pandas lifetimes summary", pd_res["seconds"], lines, pd_res.get("peak_rss_mb"), None,
-                                         "frequency/recency/T/monetary only, own process", cpu=pd_res.get("cpu_seconds")))
+                summary_file = self.out_dir / "pandas" / "lifetimes_summary.parquet"
+                try:
+                    pd_res = _child("jobs.bench.pandas_summary",
+                                    ["--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(), "--out", str(summary_file)],
+                                    timeout=args.pandas_timeout)
+                except subprocess.TimeoutExpired:
+                    out["pandas_skipped"] = f"timed out after {args.pandas_timeout:.0f} s"
+                    self.phases.append(Phase("pandas lifetimes summary", None, note=out["pandas_skipped"]))
+                else:
+                    out["pandas_seconds"] = pd_res["seconds"]
+                    out["pandas_peak_rss_mb"] = pd_res.get("peak_rss_mb")
+                    out["pandas_cpu_seconds"] = pd_res.get("cpu_seconds")
+                    out["pandas_ratio"] = _ratio(pd_res["seconds"], out["spark_summary_seconds"])
+                    out["pandas_cpu_ratio"] = _ratio(pd_res.get("cpu_seconds"), out["spark_summary_cpu_seconds"])
+                    pcheck = check_lifetimes(lake.mart_partition("customer_rfm", SNAPSHOT), summary_file, "pandas = customer_rfm")
+                    scheck = check_lifetimes(spark_summary_dir, summary_file, "spark summary = pandas")
+                    out["pandas_check"] = pcheck.as_dict()
+                    out["spark_summary_check"] = scheck.as_dict()
+                    mismatches += pcheck.total + scheck.total
+                    self.phases.append(Phase("pandas lifetimes summary", pd_res["seconds"], lines, pd_res.get("peak_rss_mb"), None,
+                                             "frequency/recency/T/monetary only, own process", cpu=pd_res.get("cpu_seconds")))
+        out["pandas_target_met"] = out["pandas_ratio"] is not None and out["pandas_ratio"] >= PANDAS_TARGET_RATIO
+        spark_summary_phase.note += f"; pandas / Spark = {out['pandas_ratio']:.2f}" if out["pandas_ratio"] else ""
 
         # 5. the next day's extraction into the same lake --------------------------------------------
-        with sampler.phase() as mem, _stdout_to_stderr():
+        with bar.phase("extract next day"), sampler.phase() as mem, _stdout_to_stderr():
             t = time.perf_counter()
             day = extract(wh, lake, END)
             extract_day = time.perf_counter() - t
@@ -254,11 +333,15 @@ class Bench:
         # 6. the whole pipeline: full, then the next day ----------------------------------------------
         if args.skip_pipeline:
             out["pipeline"] = None
+            bar.skip("pipeline full")
+            bar.skip("pipeline next day")
         else:
             pipe_lake = self.workdir / "pipeline_lake"
             shutil.rmtree(pipe_lake, ignore_errors=True)
-            full_run = self._pipeline(sampler, SNAPSHOT, pipe_lake, full_refresh=True, label="pipeline full")
-            next_run = self._pipeline(sampler, END, pipe_lake, full_refresh=False, label="pipeline next day")
+            with bar.phase("pipeline full"):
+                full_run = self._pipeline(sampler, SNAPSHOT, pipe_lake, full_refresh=True, label="pipeline full")
+            with bar.phase("pipeline next day"):
+                next_run = self._pipeline(sampler, END, pipe_lake, full_refresh=False, label="pipeline next day")
             out["pipeline"] = {"full": full_run, "next_day": next_run}
             if full_run["total"] and next_run["total"]:
                 incremental["run_full_seconds"] = full_run["total"]
@@ -279,10 +362,10 @@ class Bench:
         out["checks_passed"] = mismatches == 0
         out["phases"] = [
             {"name": p.name.strip(), "seconds": _r(p.seconds), "cpu_seconds": _r(p.cpu), "rows": p.rows,
-             "driver_mb": _r(p.driver_mb), "jvm_mb": _r(p.jvm_mb), "note": p.note}
+             "driver_mb": _r(p.driver_mb), "jvm_mb": _r(p.jvm_mb), "vs_duckdb": _r(p.vs_duckdb), "note": p.note}
             for p in self.phases
         ]
-        out["json_version"] = 1
+        out["json_version"] = 2
         return _ordered(out)
 
     # ------------------------------------------------------------------------------------------
@@ -385,14 +468,28 @@ def _spark_conf(spark: Any, key: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _sum(*xs: float | None) -> float | None:
+    return None if any(x is None for x in xs) else sum(x for x in xs if x is not None)
+
+
 def _r(x: float | None, digits: int = 3) -> float | None:
     return round(x, digits) if x is not None else None
 
 
 def _ordered(out: dict[str, Any]) -> dict[str, Any]:
     """The headline keys first."""
-    head = ["lines", "spark_seconds", "duckdb_seconds", "ratio", "pandas_seconds", "session_start_seconds",
-            "extract_seconds", "checks_passed", "mismatches"]
+    head = ["lines", "spark_seconds", "duckdb_seconds", "ratio",
+            "inputs_spark_seconds", "inputs_duckdb_seconds", "inputs_ratio",
+            "total_spark_seconds", "total_duckdb_seconds", "total_ratio",
+            "spark_cpu_seconds", "duckdb_cpu_seconds", "cpu_ratio",
+            "inputs_spark_cpu_seconds", "inputs_duckdb_cpu_seconds", "inputs_cpu_ratio",
+            "total_spark_cpu_seconds", "total_duckdb_cpu_seconds", "total_cpu_ratio",
+            "pandas_seconds", "spark_summary_seconds", "pandas_ratio",
+            "session_start_seconds", "extract_seconds", "checks_passed", "mismatches"]
     rounded = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
     return {**{k: rounded.get(k) for k in head}, **{k: v for k, v in rounded.items() if k not in head}}
 
@@ -421,38 +518,61 @@ def machine(spark: Any) -> dict[str, Any]:
     }
 
 
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "" if x is None else format(x, fmt)
+
+
 def print_table(result: dict[str, Any]) -> None:
-    """The human-readable table: wall seconds, order lines per second, peak memory, x DuckDB."""
-    duck = result.get("duckdb_seconds")
+    """The human-readable tables: every phase (wall and CPU seconds, order lines per second, peak
+    memory, multiple of the DuckDB time of the same stage), then the stages side by side."""
     print(f"crm-metrics bench: {result['lines']:,} order lines, {result['customers']:,} customers, "
           f"snapshot {result['snapshot']}, Spark {result.get('spark_master')}, {result['machine']['cpus']} cores")
     print(f"{'phase':<48} {'seconds':>9} {'CPU s':>7} {'lines/s':>11} {'driver MB':>10} {'JVM MB':>8} {'x DuckDB':>9}  note")
     for p in result["phases"]:
         secs = p["seconds"]
         rate = f"{p['rows'] / secs:,.0f}" if p["rows"] and secs else ""
-        compared = p["rows"] and not p["name"].startswith(("generate", "extract", "spark session"))
-        ratio = f"{secs / duck:.2f}" if secs and duck and compared else ""
-        secs_s = "" if secs is None else f"{secs:.2f}"
-        cpu = "" if p["cpu_seconds"] is None else f"{p['cpu_seconds']:.1f}"
-        driver = "" if p["driver_mb"] is None else f"{p['driver_mb']:,.0f}"
-        jvm = "" if p["jvm_mb"] is None else f"{p['jvm_mb']:,.0f}"
-        print(f"{p['name'][:48]:<48} {secs_s:>9} {cpu:>7} {rate:>11} {driver:>10} {jvm:>8} {ratio:>9}  {p['note']}")
+        driver = _f(p["driver_mb"], ",.0f")
+        jvm = _f(p["jvm_mb"], ",.0f")
+        print(f"{p['name'][:48]:<48} {_f(secs):>9} {_f(p['cpu_seconds'], '.1f'):>7} {rate:>11} {driver:>10} {jvm:>8} "
+              f"{_f(p.get('vs_duckdb')):>9}  {p['note']}")
+    print()
+    print(f"{'stage':<44} {'Spark s':>9} {'DuckDB s':>9} {'Spark/DuckDB':>13} {'Spark CPU s':>12} {'DuckDB CPU s':>13} {'CPU ratio':>10}")
+    stages = (("inputs: raw -> latest versions + rules -> clean", "inputs_"),
+              ("metrics: clean -> 3 marts (the 3x target)", ""),
+              ("total", "total_"))
+    for label, k in stages:
+        print(f"{label:<44} {_f(result.get(k + 'spark_seconds')):>9} {_f(result.get(k + 'duckdb_seconds')):>9} "
+              f"{_f(result.get(k + 'ratio')):>13} {_f(result.get(k + 'spark_cpu_seconds'), '.1f'):>12} "
+              f"{_f(result.get(k + 'duckdb_cpu_seconds'), '.1f'):>13} {_f(result.get(k + 'cpu_ratio')):>10}")
     spark_ratio = result.get("ratio") or float("nan")
     cpu_ratio = result.get("cpu_ratio")
     cpu_note = f"; CPU seconds {cpu_ratio:.2f}x" if cpu_ratio else ""
-    print(f"Spark / DuckDB = {spark_ratio:.2f} wall (target <= {result['target_ratio']:.0f}: "
+    print(f"Spark / DuckDB, metric stage = {spark_ratio:.2f} wall (target <= {result['target_ratio']:.0f}: "
           f"{'met' if result['ratio_target_met'] else 'NOT met'}){cpu_note}; "
           f"load average {result['machine']['load_average_1m_at_start']} at start, {result['machine']['load_average_1m']} at end")
+    if result.get("pandas_ratio") is not None:
+        print(f"lifetimes summary: pandas {result['pandas_seconds']:.2f} s, Spark {result['spark_summary_seconds']:.2f} s: "
+              f"pandas / Spark = {result['pandas_ratio']:.2f} (target >= {result['pandas_target_ratio']:.0f}: "
+              f"{'met' if result['pandas_target_met'] else 'NOT met'})")
+    else:
+        print(f"lifetimes summary: Spark {result['spark_summary_seconds']:.2f} s; pandas {result.get('pandas_skipped', 'not run')}")
     inc = result["incremental"]
     summary = f"incremental: next-day extract / full extract = {inc['extract_ratio']:.3f}"
     if inc.get("run_ratio") is not None:
         summary += f"; next-day run / full run = {inc['run_ratio']:.2f}"
     print(summary + f" (target <= {inc['target']:.2f})")
+    clean = result["clean_check"]
+    bad = {name: c["by_field"] for name, c in clean.items() if c["mismatches"]}
+    print(f"check Spark = DuckDB, clean layer: {len(clean)} tables, {sum(c['rows_compared'] for c in clean.values()):,} rows, "
+          f"{sum(c['mismatches'] for c in clean.values())} mismatches {bad or ''}")
     for name, c in result["check"].items():
         print(f"check Spark = DuckDB, {name}: {c['rows_compared']:,} rows, {c['mismatches']} mismatches {c['by_field'] or ''}")
     if result.get("pandas_check"):
         c = result["pandas_check"]
-        print(f"check Spark = pandas, lifetimes fields: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")
+        print(f"check Spark customer_rfm = pandas, lifetimes fields: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")
+    if result.get("spark_summary_check"):
+        c = result["spark_summary_check"]
+        print(f"check Spark summary = pandas: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")
     if not result["checks_passed"]:
         print("CHECK FAILED: the engines disagree (see the mismatch counts above)")
 

@@ -1,8 +1,12 @@
-"""The DuckDB reference (reference.sql) and the checks that compare other engines' output with it.
+"""The DuckDB reference (reference_inputs.sql, reference_marts.sql) and the checks that compare
+other engines' output with it.
 
-Run as a child process so its peak memory is its own:
-    python -m jobs.bench.duckdb_reference --lake LAKE --snapshot D --out DIR
-prints one JSON line: seconds, per-statement seconds, peak RSS, row counts.
+Two stages, each run as a child process so its time, CPU and peak memory are its own:
+    python -m jobs.bench.duckdb_reference --stage inputs --lake LAKE --snapshot D --out DIR
+        raw lake -> latest versions + validity rules -> DIR/clean/<table>.parquet
+    python -m jobs.bench.duckdb_reference --stage marts --lake LAKE --snapshot D --out DIR
+        the lake's clean layer (written by Spark's inputs stage) -> DIR/<mart>.parquet
+each prints one JSON line: seconds, per-statement seconds, peak RSS, CPU seconds, row counts.
 
 The checks run in DuckDB over the Parquet files each engine wrote: no engine's customer-level
 output passes through Python objects.
@@ -11,7 +15,6 @@ output passes through Python objects.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -22,10 +25,14 @@ from typing import Any
 
 import duckdb
 
-from jobs.bench.procmem import cpu_seconds, peak_rss_mb
-from schemas.source import CURRENCIES, INTERACTION_TYPES, ORDER_STATUSES, SALES_CHANNELS
+from jobs.bench.procmem import child_main
+from jobs.extract import exported_table
+from jobs.snapshot_inputs import CLEAN_TABLES
+from schemas.source import CURRENCIES, INTERACTION_TYPES, ORDER_STATUSES, SALES_CHANNELS, SOURCE_BY_NAME
+from schemas.types import Table, sql_type
 
-REFERENCE_SQL = Path(__file__).with_name("reference.sql")
+STAGES = ("inputs", "marts")
+REFERENCE_SQL = {stage: Path(__file__).with_name(f"reference_{stage}.sql") for stage in STAGES}
 MARTS = ("customer_profitability", "customer_rfm", "cohort_retention")
 FLOAT_TOLERANCE = 1e-9
 
@@ -38,13 +45,20 @@ def _path(p: Path) -> str:
     return str(p).replace("'", "''")
 
 
-def reference_sql(raw: Path, snapshot: date, out: Path, max_order_amount: float) -> str:
-    """reference.sql with its placeholders filled in."""
-    return REFERENCE_SQL.read_text().format(
-        raw=_path(raw),
+def clean_dir(out: Path) -> Path:
+    """Where the reference's inputs stage writes its clean tables (one file per table)."""
+    return out / "clean"
+
+
+def reference_sql(stage: str, lake_root: Path, snapshot: date, out: Path, max_order_amount: float = 100_000.0) -> str:
+    """reference_<stage>.sql with its placeholders filled in."""
+    return REFERENCE_SQL[stage].read_text().format(
+        raw=_path(lake_root / "raw"),
+        clean=_path(lake_root / "clean"),
         snapshot=snapshot.isoformat(),
         snapshot_end=(snapshot + timedelta(days=1)).isoformat(),
         out=_path(out),
+        clean_out=_path(clean_dir(out)),
         max_order_amount=repr(float(max_order_amount)),
         currencies=_sql_list(CURRENCIES),
         statuses=_sql_list(ORDER_STATUSES),
@@ -69,12 +83,16 @@ def _count(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def run_reference(
-    lake_root: Path, snapshot: date, out: Path, max_order_amount: float = 100_000.0, threads: int | None = None
+    stage: str, lake_root: Path, snapshot: date, out: Path, max_order_amount: float = 100_000.0, threads: int | None = None
 ) -> dict[str, Any]:
-    """Run the reference: read the raw lake, write the three marts to `out`. Timed from connect
-    to the last file written."""
-    out.mkdir(parents=True, exist_ok=True)
-    sql = reference_sql(lake_root / "raw", snapshot, out, max_order_amount)
+    """Run one stage of the reference. `inputs`: read the raw lake, write the clean tables to
+    `out`/clean; `marts`: read the lake's clean layer, write the three marts to `out`. Timed from
+    connect to the last file written (the row counts after that are not timed)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: one of {STAGES}")
+    written = clean_dir(out) if stage == "inputs" else out
+    written.mkdir(parents=True, exist_ok=True)
+    sql = reference_sql(stage, lake_root, snapshot, out, max_order_amount)
     started = time.perf_counter()
     conn = duckdb.connect()
     try:
@@ -86,11 +104,14 @@ def run_reference(
             t = time.perf_counter()
             conn.execute(stmt)
             statements.append({"sql": _label(stmt.query), "seconds": round(time.perf_counter() - t, 3)})
-        rows = {m: _count(conn, f"SELECT count(*) FROM read_parquet('{_path(out / m)}.parquet')") for m in MARTS}
+        seconds = time.perf_counter() - started
+        names = CLEAN_TABLES if stage == "inputs" else MARTS
+        rows = {n: _count(conn, f"SELECT count(*) FROM read_parquet('{_path(written / n)}.parquet')") for n in names}
     finally:
         conn.close()
     return {
-        "seconds": time.perf_counter() - started,
+        "stage": stage,
+        "seconds": seconds,
         "threads": int(used_threads[0]) if used_threads else None,
         "statements": statements,
         "rows": rows,
@@ -106,13 +127,15 @@ class Check:
     rows_compared: int = 0
     mismatches: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.mismatches.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ran": True, "rows_compared": self.rows_compared, "mismatches": self.total, "by_field": self.mismatches, "examples": self.examples}
+        return {"ran": True, "rows_compared": self.rows_compared, "mismatches": self.total, "by_field": self.mismatches,
+                "examples": self.examples, **self.details}
 
 
 def _compare(
@@ -198,36 +221,84 @@ def check_marts(spark_marts: dict[str, Path], reference: Path) -> dict[str, Chec
     return {"customers": customers, "cohorts": cohorts}
 
 
-def check_lifetimes(spark_rfm: Path, summary: Path) -> Check:
-    """The pandas lifetimes-style summary against Spark's customer_rfm: frequency exactly,
-    recency / T / monetary_value to 1e-9."""
+def check_lifetimes(left: Path, right: Path, name: str = "lifetimes") -> Check:
+    """Two lifetimes-style summaries (or a summary and Spark's customer_rfm), customer by
+    customer: frequency exactly, recency / T / monetary_value to 1e-9."""
     conn = duckdb.connect()
     try:
         cols = 'customer_id, frequency, recency, "T", monetary_value'
         return _compare(
-            conn, "lifetimes",
-            f"SELECT {cols} FROM {_parquet(spark_rfm)}",
-            f"SELECT {cols} FROM {_parquet(summary)}",
+            conn, name,
+            f"SELECT {cols} FROM {_parquet(left)}",
+            f"SELECT {cols} FROM {_parquet(right)}",
             ["customer_id"], ["frequency"], ["recency", "T", "monetary_value"],
         )
     finally:
         conn.close()
 
 
+def clean_glob(lake_root: Path, table: str, snapshot: date) -> Path:
+    """Every Parquet file of a table's clean partition, whatever the folders below it."""
+    return lake_root / "clean" / table / f"snapshot_date={snapshot.isoformat()}" / "**" / "*.parquet"
+
+
+def _canonical(table: Table) -> str:
+    """The table's columns cast to the contract's types: Spark stores timestamps as instants
+    (TIMESTAMP WITH TIME ZONE in DuckDB), the reference as plain TIMESTAMP (UTC by contract)."""
+    return ", ".join(f'CAST("{c.name}" AS {sql_type(c.type, "duckdb")}) AS "{c.name}"' for c in table.columns)
+
+
+def check_clean(lake_root: Path, snapshot: date, reference_clean: Path) -> dict[str, Check]:
+    """Spark's clean layer against the reference's clean tables, per table: the row count and an
+    order-independent hash sum (sum of the row hashes, as HUGEINT) must be equal. When they are
+    not, the rows on one side only are counted (EXCEPT ALL) and a few keys shown."""
+    conn = duckdb.connect()
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        checks = {}
+        for name in CLEAN_TABLES:
+            contract = exported_table(SOURCE_BY_NAME[name])
+            cols = _canonical(contract)
+            names = ", ".join(f'"{c}"' for c in contract.column_names)
+            spark = f"SELECT {cols} FROM read_parquet('{_path(clean_glob(lake_root, name, snapshot))}', hive_partitioning = false)"
+            ref = f"SELECT {cols} FROM read_parquet('{_path(reference_clean / name)}.parquet', hive_partitioning = false)"
+            sides = {}
+            for side, rel in (("spark", spark), ("duckdb", ref)):
+                row = conn.execute(f"SELECT count(*), coalesce(sum(CAST(hash({names}) AS HUGEINT)), 0) FROM ({rel})").fetchone()
+                assert row is not None
+                sides[side] = (int(row[0]), str(row[1]))
+            check = Check(name, rows_compared=sides["spark"][0],
+                          details={"spark_rows": sides["spark"][0], "duckdb_rows": sides["duckdb"][0],
+                                   "same_hash": sides["spark"][1] == sides["duckdb"][1]})
+            if sides["spark"] != sides["duckdb"]:
+                key = ", ".join(f'CAST("{k}" AS VARCHAR)' for k in contract.key) or "'?'"
+                for label, a, b in (("only_spark", spark, ref), ("only_duckdb", ref, spark)):
+                    n = _count(conn, f"SELECT count(*) FROM ({a} EXCEPT ALL {b})")
+                    if n:
+                        check.mismatches[label] = n
+                        rows = conn.execute(f"SELECT concat_ws('/', {key}) FROM ({a} EXCEPT ALL {b}) LIMIT 3").fetchall()
+                        check.examples += [f"{label}: {r[0]}" for r in rows]
+                if not check.mismatches:  # same rows by EXCEPT ALL, different hash sums: still a failure
+                    check.mismatches["hash"] = 1
+            checks[name] = check
+    finally:
+        conn.close()
+    return checks
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=STAGES, required=True)
     parser.add_argument("--lake", type=Path, required=True)
     parser.add_argument("--snapshot", type=date.fromisoformat, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-order-amount", type=float, default=100_000.0)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    cpu_before = cpu_seconds() or 0.0
-    result = run_reference(args.lake, args.snapshot, args.out, args.max_order_amount, args.threads)
-    result["peak_rss_mb"] = peak_rss_mb()
-    result["cpu_seconds"] = (cpu_seconds() or 0.0) - cpu_before
-    print(json.dumps(result))
-    return 0
+    return child_main(
+        parser,
+        lambda a: run_reference(a.stage, a.lake, a.snapshot, a.out, a.max_order_amount, a.threads),
+        argv,
+    )
 
 
 if __name__ == "__main__":

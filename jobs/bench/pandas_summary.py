@@ -18,7 +18,6 @@ Run as a child process so its time and peak memory are its own:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import date
@@ -32,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from jobs.bench.procmem import cpu_seconds, peak_rss_mb
+from jobs.bench.procmem import child_main
 
 DAYS_PER_WEEK = 7.0
 NOT_PURCHASES = ("cancelled", "refunded")
@@ -107,13 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", type=Path, required=True)
     parser.add_argument("--snapshot", type=date.fromisoformat, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    cpu_before = cpu_seconds() or 0.0
-    result = run_summary(args.lake, args.snapshot, args.out)
-    result["peak_rss_mb"] = peak_rss_mb()
-    result["cpu_seconds"] = (cpu_seconds() or 0.0) - cpu_before
-    print(json.dumps(result))
-    return 0
+    return child_main(parser, lambda args: run_summary(args.lake, args.snapshot, args.out), argv)
 
 
 if __name__ == "__main__":

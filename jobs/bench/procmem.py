@@ -1,13 +1,18 @@
 """Resident memory from /proc (Linux), without psutil: this process, the Spark JVM it started,
-and a background sampler that keeps the peak of each over a phase of the benchmark."""
+and a background sampler that keeps the peak of each over a phase of the benchmark. Also the
+entry point of the benchmark's child processes (`child_main`)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 PROC = Path("/proc")
 
@@ -153,3 +158,19 @@ class _Phase:
         self.peaks.cpu_seconds = self._cpu() - self._cpu_start
         with self.sampler._lock:
             self.sampler._current.remove(self.peaks)
+
+
+def child_main(
+    parser: argparse.ArgumentParser, work: Callable[[argparse.Namespace], dict[str, Any]], argv: Sequence[str] | None = None
+) -> int:
+    """The entry of a benchmark child process (`python -m jobs.bench.duckdb_reference ...`,
+    `python -m jobs.bench.pandas_summary ...`): parse `argv`, run `work(args)`, add the CPU seconds
+    it used and the process's peak RSS to its result, and print the result as one JSON line (the
+    parent reads the last line of stdout)."""
+    args = parser.parse_args(None if argv is None else list(argv))
+    cpu_before = cpu_seconds() or 0.0
+    result = dict(work(args))
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["cpu_seconds"] = (cpu_seconds() or 0.0) - cpu_before
+    print(json.dumps(result, default=str))
+    return 0

@@ -1,97 +1,41 @@
--- crm-metrics bench: the DuckDB reference for customer_profitability, customer_rfm and
--- cohort_retention, hand-written: what a user would otherwise run on one machine.
+-- crm-metrics bench: the DuckDB reference, metric stage, hand-written: customer_profitability,
+-- customer_rfm and cohort_retention from the clean layer; what a user would otherwise run on one
+-- machine.
 --
--- It reads the same lake Parquet as the Spark job (raw/<table>/extract_date=D/*.parquet, every
--- version of every row), applies the same as-of-snapshot rules (latest version per key; the
--- validity rules of jobs/quality/rules.py) and the same metric rules (schemas/marts.py,
--- docs/marts.md), and writes the three marts as Parquet under {out}.
+-- It reads the clean layer that Spark's inputs stage wrote (the same files Spark's metric stage
+-- reads: lake/clean/<table>/snapshot_date=D, valid latest versions only; any folder layout below
+-- the snapshot partition), applies the same metric rules (schemas/marts.py, docs/marts.md), and
+-- writes the three marts as Parquet under {out}. The inputs stage (latest versions, validity
+-- rules) is reference_inputs.sql.
 --
 -- Placeholders filled in by jobs/bench/duckdb_reference.py:
---   {raw}               lake raw folder          {snapshot}      YYYY-MM-DD
+--   {clean}             lake clean folder        {snapshot}      YYYY-MM-DD
 --   {snapshot_end}      snapshot + 1 day         {out}           output folder
---   {max_order_amount}  run parameter            {currencies} {statuses} {sales_channels}
---   {interaction_types} accepted values (schemas/source.py), as SQL lists
--- Run by hand: fill them in, then `duckdb < reference.sql`.
+-- Run by hand: fill them in, then `duckdb < reference_marts.sql`.
 
--- -- inputs as of the snapshot ---------------------------------------------------------------
+-- timestamps are UTC by contract (the clean layer stores instants)
+SET TimeZone = 'UTC';
+
+-- -- inputs: the clean layer of the snapshot ------------------------------------------------
 CREATE OR REPLACE TEMP TABLE customers AS
-SELECT customer_id, signup_at, acquisition_channel, acquisition_cost
-FROM read_parquet('{raw}/customers/extract_date={snapshot}/*.parquet');
+SELECT customer_id, CAST(signup_at AS TIMESTAMP) AS signup_at, acquisition_channel, acquisition_cost
+FROM read_parquet('{clean}/customers/snapshot_date={snapshot}/**/*.parquet', hive_partitioning = false);
 
-CREATE OR REPLACE TEMP TABLE products AS
-SELECT DISTINCT product_id FROM read_parquet('{raw}/products/extract_date={snapshot}/*.parquet');
-
--- nothing can be bought before the first customer signed up (run parameter company_start)
-CREATE OR REPLACE TEMP TABLE company AS
-SELECT CAST(min(CAST(signup_at AS DATE)) AS TIMESTAMP) AS company_start FROM customers;
-
--- orders: the newest version of each order_id; two different rows at the newest updated_at
--- are both invalid (duplicate_order_id)
 CREATE OR REPLACE TEMP TABLE orders_ok AS
-WITH latest AS (
-    SELECT DISTINCT *
-    FROM read_parquet('{raw}/orders/extract_date=*/*.parquet', hive_partitioning = true,
-                      hive_types = {{'extract_date': DATE}})
-    WHERE extract_date <= DATE '{snapshot}'
-    QUALIFY rank() OVER (PARTITION BY order_id ORDER BY updated_at DESC) = 1
-), checked AS (
-    SELECT l.*, count(*) OVER (PARTITION BY l.order_id) AS versions, k.customer_id IS NOT NULL AS known_customer
-    FROM latest l LEFT JOIN (SELECT DISTINCT customer_id FROM customers) k ON l.customer_id = k.customer_id
-)
-SELECT order_id, customer_id, CAST(ordered_at AS DATE) AS activity_date, status,
+SELECT order_id, customer_id, CAST(CAST(ordered_at AS TIMESTAMP) AS DATE) AS activity_date, status,
        gross_amount, discount_amount, refund_amount, shipping_cost
-FROM checked, company
-WHERE order_id IS NOT NULL AND customer_id IS NOT NULL AND versions = 1 AND known_customer
-  AND NOT coalesce(gross_amount < 0 OR discount_amount < 0 OR refund_amount < 0 OR shipping_cost < 0, false)
-  AND NOT coalesce(gross_amount > {max_order_amount}, false)
-  AND NOT coalesce(discount_amount > gross_amount, false)
-  AND NOT coalesce(refund_amount > gross_amount - discount_amount, false)
-  AND coalesce(currency IN ({currencies}), false)
-  AND coalesce(status IN ({statuses}), false)
-  AND coalesce(channel IN ({sales_channels}), false)
-  AND NOT coalesce(ordered_at >= TIMESTAMP '{snapshot_end}' OR ordered_at > updated_at, false)
-  AND NOT coalesce(ordered_at < company_start, false);
+FROM read_parquet('{clean}/orders/snapshot_date={snapshot}/**/*.parquet', hive_partitioning = false);
 
--- cost of goods per order from its valid lines (a line of an invalid order is invalid too)
+-- cost of goods per order from its lines (clean lines belong to clean orders)
 CREATE OR REPLACE TEMP TABLE order_cogs AS
-WITH latest AS (
-    SELECT DISTINCT *
-    FROM read_parquet('{raw}/order_items/extract_date=*/*.parquet', hive_partitioning = true,
-                      hive_types = {{'extract_date': DATE}})
-    WHERE extract_date <= DATE '{snapshot}'
-    QUALIFY rank() OVER (PARTITION BY order_id, line_number ORDER BY updated_at DESC) = 1
-), checked AS (
-    SELECT *, count(*) OVER (PARTITION BY order_id, line_number) AS versions FROM latest
-)
 SELECT order_id, sum(quantity * unit_cost) AS line_cogs
-FROM checked
-WHERE order_id IS NOT NULL AND line_number IS NOT NULL AND versions = 1
-  AND order_id IN (SELECT order_id FROM orders_ok)
-  AND product_id IN (SELECT product_id FROM products)
-  AND NOT coalesce(quantity <= 0, false)
-  AND NOT coalesce(unit_price < 0 OR unit_cost < 0, false)
+FROM read_parquet('{clean}/order_items/snapshot_date={snapshot}/**/*.parquet', hive_partitioning = false)
 GROUP BY order_id;
 
 -- interaction cost per customer and day
 CREATE OR REPLACE TEMP TABLE interaction_day AS
-WITH latest AS (
-    SELECT DISTINCT *
-    FROM read_parquet('{raw}/interactions/extract_date=*/*.parquet', hive_partitioning = true,
-                      hive_types = {{'extract_date': DATE}})
-    WHERE extract_date <= DATE '{snapshot}'
-    QUALIFY rank() OVER (PARTITION BY interaction_id ORDER BY updated_at DESC) = 1
-), checked AS (
-    SELECT *, count(*) OVER (PARTITION BY interaction_id) AS versions FROM latest
-)
-SELECT customer_id, CAST(occurred_at AS DATE) AS activity_date, sum(cost) AS interaction_cost
-FROM checked, company
-WHERE interaction_id IS NOT NULL AND customer_id IS NOT NULL AND versions = 1
-  AND customer_id IN (SELECT customer_id FROM customers)
-  AND NOT coalesce(interaction_type NOT IN ({interaction_types}), false)
-  AND NOT coalesce(cost < 0, false)
-  AND NOT coalesce(satisfaction < 1 OR satisfaction > 5, false)
-  AND NOT coalesce(occurred_at >= TIMESTAMP '{snapshot_end}' OR occurred_at > updated_at, false)
-  AND NOT coalesce(occurred_at < company_start, false)
+SELECT customer_id, CAST(CAST(occurred_at AS TIMESTAMP) AS DATE) AS activity_date, sum(cost) AS interaction_cost
+FROM read_parquet('{clean}/interactions/snapshot_date={snapshot}/**/*.parquet', hive_partitioning = false)
 GROUP BY ALL;
 
 -- -- customer-day facts: one row per customer and day with an order or an interaction --------
