@@ -121,9 +121,37 @@ def read_raw(spark: SparkSession, lake: Lake, table: str, upto: date, exact: boo
 
 def latest_versions(versions: DataFrame, key: list[str]) -> DataFrame:
     """The newest version of each key (by updated_at). Two different rows with the same key and
-    updated_at both stay, so the duplicate rule can flag them."""
-    newest = Window.partitionBy(*key).orderBy(F.col("updated_at").desc())
-    return versions.withColumn("_rank", F.rank().over(newest)).where("_rank = 1").drop("_rank").dropDuplicates()
+    updated_at both stay, so the duplicate rule can flag them; exact duplicate rows collapse to
+    one. A key whose versions all have a null updated_at keeps them all; a null key is one group."""
+    return latest_versions_flagged(versions, key).drop(rules.DUPLICATE_FLAG)
+
+
+def latest_versions_flagged(versions: DataFrame, key: list[str]) -> DataFrame:
+    """`latest_versions` plus the duplicate rule's flag (column rules.DUPLICATE_FLAG, read and
+    dropped by the rules' checks): true when two different rows (extract_date aside, by the hash
+    the rule uses) share the key and the newest updated_at.
+
+    One window over the key (one shuffle, one sort), rows ordered by updated_at (newest first),
+    row hash, then every column: the newest updated_at and the largest hash at it are
+    `max(struct(updated_at, hash))` over the key (a null updated_at sorts first in a struct, so it
+    is the newest only when every version has it, as with rank() over a descending order), the
+    smallest hash at it is the first row's, and an exact duplicate row is the row just before it."""
+    row_hash = rules.row_hash(versions)
+    rest = [c for c in versions.columns if c not in key and c != "updated_at"]
+    by_key = Window.partitionBy(*key).orderBy(F.col("updated_at").desc_nulls_last(), F.col("_row_hash"), *rest)
+    whole = by_key.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    row = F.struct(*[F.col(c) for c in versions.columns])
+    ranked = versions.withColumn("_row_hash", row_hash).select(
+        *versions.columns,
+        F.max(F.struct(F.col("updated_at").alias("t"), F.col("_row_hash").alias("h"))).over(whole).alias("_newest"),
+        F.first("_row_hash").over(whole).alias("_newest_min_hash"),
+        F.lag(row).over(by_key).alias("_previous"),
+    )
+    newest = F.col("updated_at").eqNullSafe(F.col("_newest.t"))
+    repeated = row.eqNullSafe(F.col("_previous"))
+    return ranked.where(newest & ~repeated).select(
+        *versions.columns, (F.col("_newest.h") != F.col("_newest_min_hash")).alias(rules.DUPLICATE_FLAG)
+    )
 
 
 def company_start_default(customers: DataFrame) -> date | None:
@@ -137,9 +165,9 @@ def load_inputs(spark: SparkSession, lake: Lake, snapshot: date, params: rules.R
     customers = read_raw(spark, lake, "customers", snapshot, exact=True).drop("extract_date")
     products = read_raw(spark, lake, "products", snapshot, exact=True).drop("extract_date")
     spend = read_raw(spark, lake, "marketing_spend", snapshot, exact=True).drop("extract_date")
-    orders = latest_versions(read_raw(spark, lake, "orders", snapshot), ["order_id"])
-    items = latest_versions(read_raw(spark, lake, "order_items", snapshot), ["order_id", "line_number"])
-    interactions = latest_versions(read_raw(spark, lake, "interactions", snapshot), ["interaction_id"])
+    orders = latest_versions_flagged(read_raw(spark, lake, "orders", snapshot), ["order_id"])
+    items = latest_versions_flagged(read_raw(spark, lake, "order_items", snapshot), ["order_id", "line_number"])
+    interactions = latest_versions_flagged(read_raw(spark, lake, "interactions", snapshot), ["interaction_id"])
     orders_checked = rules.check_orders(orders, customers, params)
     return SnapshotInputs(
         orders=orders_checked,

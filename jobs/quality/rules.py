@@ -66,10 +66,25 @@ def _reasons(*checks: tuple[str, Column]) -> Column:
     )
 
 
+# Set by jobs.snapshot_inputs.latest_versions_flagged: the duplicate rule computed in the same
+# pass as the latest version. The checks use it when present (and never output it), else the window.
+DUPLICATE_FLAG = "_duplicate_version"
+
+
+def row_hash(df: DataFrame) -> Column:
+    """The hash two versions are told apart by: every column but the lake's extract_date."""
+    return F.xxhash64(*[F.col(c) for c in df.columns if c not in ("extract_date", DUPLICATE_FLAG)])
+
+
 def _distinct_versions(df: DataFrame, key: list[str]) -> Column:
-    row_hash = F.xxhash64(*[F.col(c) for c in df.columns if c != "extract_date"])
+    if DUPLICATE_FLAG in df.columns:
+        return F.col(DUPLICATE_FLAG)
     w = Window.partitionBy(*key, "updated_at")
-    return F.size(F.collect_set(row_hash).over(w)) > 1
+    return F.size(F.collect_set(row_hash(df)).over(w)) > 1
+
+
+def _source_columns(df: DataFrame) -> list[Column]:
+    return [df[c] for c in df.columns if c != DUPLICATE_FLAG]
 
 
 def check_orders(orders: DataFrame, customers: DataFrame, p: RuleParams) -> DataFrame:
@@ -93,7 +108,7 @@ def check_orders(orders: DataFrame, customers: DataFrame, p: RuleParams) -> Data
         ("future_timestamp", (F.col("ordered_at") >= _ts(p.window_end)) | (F.col("ordered_at") > F.col("updated_at"))),
         ("before_company_start", F.col("ordered_at") < _ts(p.company_start)),
     ]
-    return o.select(*[orders[c] for c in orders.columns], _reasons(*checks).alias("reasons"))
+    return o.select(*_source_columns(orders), _reasons(*checks).alias("reasons"))
 
 
 def check_order_items(items: DataFrame, orders_checked: DataFrame, products: DataFrame) -> DataFrame:
@@ -115,7 +130,7 @@ def check_order_items(items: DataFrame, orders_checked: DataFrame, products: Dat
         ("bad_quantity", F.col("quantity") <= 0),
         ("negative_amount", (F.col("unit_price") < 0) | (F.col("unit_cost") < 0)),
     ]
-    return i.select(*[items[c] for c in items.columns], _reasons(*checks).alias("reasons"))
+    return i.select(*_source_columns(items), _reasons(*checks).alias("reasons"))
 
 
 def check_interactions(interactions: DataFrame, customers: DataFrame, p: RuleParams) -> DataFrame:
@@ -133,7 +148,7 @@ def check_interactions(interactions: DataFrame, customers: DataFrame, p: RulePar
         ("future_timestamp", (F.col("occurred_at") >= _ts(p.window_end)) | (F.col("occurred_at") > F.col("updated_at"))),
         ("before_company_start", F.col("occurred_at") < _ts(p.company_start)),
     ]
-    return i.select(*[interactions[c] for c in interactions.columns], _reasons(*checks).alias("reasons"))
+    return i.select(*_source_columns(interactions), _reasons(*checks).alias("reasons"))
 
 
 def valid(checked: DataFrame) -> DataFrame:
