@@ -13,6 +13,7 @@ clean layer D's was built on. Otherwise every month is computed.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -70,6 +71,7 @@ def update_customer_day(spark: SparkSession, lake: Lake, snapshot: date) -> tupl
         and customer_day_partition(lake, prev_day).exists()
     )
     months: set[str | None] | None = set(clean["rebuilt_months"]) if incremental else None
+    started = time.perf_counter()
     state_path = customer_day_state_path(lake, snapshot)
     state_path.unlink(missing_ok=True)
     days = _compute(spark, lake, snapshot, months)
@@ -81,6 +83,7 @@ def update_customer_day(spark: SparkSession, lake: Lake, snapshot: date) -> tupl
         "clean_build": clean["build_id"],
         "mode": "incremental" if incremental else "full",
         "rebuilt_months": None if months is None else sorted(months, key=lambda m: m or ""),
+        "seconds": round(time.perf_counter() - started, 3),
     }
     state_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = state_path.with_suffix(".tmp")

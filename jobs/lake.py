@@ -3,6 +3,9 @@
 Layout under the lake root:
   raw/<table>/extract_date=YYYY-MM-DD/part-*.parquet   one partition per extraction date
   raw/_coverage/YYYY-MM-DD.json                         written last: the partition is complete
+  clean/<table>/snapshot_date=YYYY-MM-DD/event_month=YYYY-MM/  valid latest rows (jobs.clean_layer)
+  rejected/<table>/snapshot_date=YYYY-MM-DD/event_month=YYYY-MM/  rows that break a rule
+  customer_day/snapshot_date=YYYY-MM-DD/event_month=YYYY-MM/  jobs.customer_day_layer
   marts/<mart>/snapshot_date=YYYY-MM-DD/part-*.parquet  Spark output per snapshot
   quarantine/snapshot_date=YYYY-MM-DD/                  rows set aside by the gate
   quality/...                                           Great Expectations Data Docs

@@ -82,9 +82,9 @@ def _spark() -> Any:
     return get_spark()
 
 
-def _inputs(ctx: RunContext) -> Any:
+def _rule_params(ctx: RunContext, spark: Any) -> Any:
     from jobs.quality.rules import RuleParams
-    from jobs.snapshot_inputs import company_start_default, load_inputs, read_raw
+    from jobs.snapshot_inputs import company_start_default, read_raw
 
     missing = ctx.lake.missing_days(ctx.snapshot)
     if missing:
@@ -93,14 +93,12 @@ def _inputs(ctx: RunContext) -> Any:
             f"{ctx.snapshot} (first {missing[0]}, last {missing[-1]}). Run them first: "
             f"crm-metrics backfill --from {missing[0]} --to {missing[-1]}, or run this date with full_refresh=true."
         )
-    spark = _spark()
     start = ctx.params.company_start
     if start:
         company_start = date.fromisoformat(start)
     else:
         company_start = company_start_default(read_raw(spark, ctx.lake, "customers", ctx.snapshot, exact=True)) or date(1900, 1, 1)
-    params = RuleParams(ctx.snapshot, company_start, ctx.params.max_order_amount)
-    return spark, load_inputs(spark, ctx.lake, ctx.snapshot, params)
+    return RuleParams(ctx.snapshot, company_start, ctx.params.max_order_amount)
 
 
 def extract_step(ctx: RunContext) -> dict[str, Any]:
@@ -111,19 +109,21 @@ def extract_step(ctx: RunContext) -> dict[str, Any]:
 
 
 def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
+    from jobs.clean_layer import prepare
     from jobs.publish import ensure_marts
     from jobs.quality.gates import build_data_docs
     from jobs.quality.raw_gate import GATE, raise_on_failure, validate_raw
     from jobs.quality.records import store_dq_results, store_quarantine
-    from jobs.snapshot_inputs import clean_inputs, write_clean
 
-    spark, inputs = _inputs(ctx)
-    inputs.persist()
+    spark = _spark()
+    params = _rule_params(ctx, spark)
     coverage = ctx.lake.coverage().get(ctx.snapshot, {})
     full = bool(coverage.get("full_refresh", coverage.get("window_start", "") is None))
+    plan = prepare(spark, ctx.lake, ctx.snapshot, params, full=full)
+    inputs = plan.inputs.persist()
     p = ctx.params
     result, quarantined = validate_raw(
-        inputs, ctx.lake, ctx.snapshot, ctx.run_id, full=full,
+        inputs, ctx.lake, ctx.snapshot, ctx.run_id, full=full, newest_order_update=plan.newest_order_update,
         quarantine_max_rate=p.quarantine_max_rate, row_count_min_ratio=p.row_count_min_ratio,
         row_count_max_ratio=p.row_count_max_ratio, freshness_days=p.freshness_days,
     )
@@ -150,11 +150,14 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
         log.info("Great Expectations Data Docs: %s", docs)
     if result.rows_quarantined:
         log.warning("quarantined %s of %s rows: %s (see marts.quarantine)", result.rows_quarantined, result.rows_checked, result.reasons)
-    clean_rows = write_clean(ctx.lake, ctx.snapshot, clean_inputs(inputs)) if not result.failures else {}
-    inputs.release()
+    try:
+        layer = plan.write() if not result.failures else {}
+    finally:
+        plan.release()
     raise_on_failure(result)
     return {
-        "clean_rows": clean_rows,
+        "clean_rows": layer.get("rows", {}),
+        "clean_layer": {k: layer[k] for k in ("mode", "why_full", "rebuilt_months")} if layer else None,
         "rows_checked": result.rows_checked,
         "rows_quarantined": result.rows_quarantined,
         "reasons": result.reasons,
@@ -163,12 +166,15 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
 
 
 def build_marts_step(ctx: RunContext) -> dict[str, Any]:
+    from jobs.customer_day_layer import update_customer_day
     from jobs.metrics.clv import ClvSettings
     from jobs.metrics.customers import SegmentRules
     from jobs.snapshot_inputs import read_clean
     from jobs.transform import build_marts, write_marts
 
-    inputs = read_clean(_spark(), ctx.lake, ctx.snapshot)
+    spark = _spark()
+    inputs = read_clean(spark, ctx.lake, ctx.snapshot)
+    days, days_info = update_customer_day(spark, ctx.lake, ctx.snapshot)
     p = ctx.params
     rules = SegmentRules(
         lapse_days=p.lapse_days, active_days=p.active_days, development_days=p.development_days,
@@ -178,13 +184,13 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
         kotler_loyalty_threshold=p.kotler_loyalty_threshold,
     )
     settings = ClvSettings(min_customers=p.clv_min_customers, clv_months=p.clv_months, monthly_discount=p.clv_monthly_discount)
-    built = build_marts(inputs, ctx.snapshot, rules, settings)
+    built = build_marts(inputs, ctx.snapshot, rules, settings, days=days)
     try:
         counts = write_marts(ctx.lake, ctx.snapshot, built)
     finally:
         built.release()
     fits = {f.model: {"params": f.params, "log_likelihood": f.log_likelihood, "status": f.message} for f in built.fits}
-    return {"rows_built": sum(counts.values()), "marts": counts, "clv_fits": fits}
+    return {"rows_built": sum(counts.values()), "marts": counts, "clv_fits": fits, "customer_day": days_info}
 
 
 def validate_marts_step(ctx: RunContext) -> dict[str, Any]:

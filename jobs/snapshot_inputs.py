@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -32,9 +31,11 @@ class SnapshotInputs:
         return {"orders": self.orders, "order_items": self.order_items, "interactions": self.interactions}
 
     def persist(self) -> SnapshotInputs:
-        """Cache the checked tables: a gate runs many small jobs over them."""
+        """Cache the checked tables: a gate runs many small jobs over them. (load_inputs already
+        persists `orders`: the order lines' check reads it.)"""
         for df in (*self.checked().values(), self.customers, self.products, self.marketing_spend):
-            df.persist(StorageLevel.MEMORY_AND_DISK)
+            if not df.storageLevel.useMemory and not df.storageLevel.useDisk:
+                df.persist(StorageLevel.MEMORY_AND_DISK)
         return self
 
     def release(self) -> None:
@@ -73,38 +74,32 @@ def clean_inputs(inputs: SnapshotInputs) -> CleanInputs:
 
 
 def write_clean(lake: Lake, snapshot: date, clean: CleanInputs) -> dict[str, int]:
-    """Store the clean layer of the snapshot (lake/clean/<table>/snapshot_date=D), staged and
-    renamed into place, so later steps read it instead of re-deriving it."""
+    """Store valid rows as the clean layer of the snapshot (layout in jobs.clean_layer), staged
+    and renamed into place. Without the rejected rows and the state file, so a later day rebuilds
+    in full from it; the pipeline writes the layer with jobs.clean_layer.CleanPlan.write."""
+    from jobs.clean_layer import (
+        CURRENT,
+        _month_folders,
+        _write_months,
+        _write_plain,
+        clean_partition,
+        with_event_month,
+    )
     from jobs.transform import parquet_rows
 
-    rows = {}
-    for name, df in clean.tables().items():
-        parent = lake.root / "clean" / name
-        staging = lake.staging(parent)
-        try:
-            df.write.mode("overwrite").parquet(str(staging / "data"))
-            lake.replace(staging / "data", clean_partition(lake, name, snapshot))
-        finally:
-            lake.clean_staging(parent)
-        rows[name] = parquet_rows(clean_partition(lake, name, snapshot))
-    return rows
-
-
-def clean_partition(lake: Lake, table: str, snapshot: date) -> Path:
-    return lake.root / "clean" / table / f"snapshot_date={snapshot.isoformat()}"
+    versioned = with_event_month({"orders": clean.orders, "order_items": clean.order_items, "interactions": clean.interactions})
+    for name, df in versioned.items():
+        _write_months(lake, df, clean_partition(lake, name, snapshot), None, None)
+    for name in CURRENT:
+        _write_plain(lake, getattr(clean, name), clean_partition(lake, name, snapshot))
+    return {name: sum(parquet_rows(p) for p in _month_folders(clean_partition(lake, name, snapshot))) for name in CLEAN_TABLES}
 
 
 def read_clean(spark: SparkSession, lake: Lake, snapshot: date) -> CleanInputs:
     """The clean layer written by the raw gate for this snapshot."""
-    frames = {}
-    for name in CLEAN_TABLES:
-        path = clean_partition(lake, name, snapshot)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"clean layer for {name} at {snapshot} is missing ({path}): run the validate_raw step first"
-            )
-        frames[name] = spark.read.parquet(str(path))
-    return CleanInputs(**frames)
+    from jobs.clean_layer import read_clean_table
+
+    return CleanInputs(**{name: read_clean_table(spark, lake, name, snapshot) for name in CLEAN_TABLES})
 
 
 def read_raw(spark: SparkSession, lake: Lake, table: str, upto: date, exact: bool = False) -> DataFrame:
@@ -161,14 +156,17 @@ def company_start_default(customers: DataFrame) -> date | None:
 
 
 def load_inputs(spark: SparkSession, lake: Lake, snapshot: date, params: rules.RuleParams) -> SnapshotInputs:
-    """The as-of-snapshot view of the lake, rules applied."""
+    """The as-of-snapshot view of the lake, rules applied. `orders` comes persisted: call
+    `release()` when done."""
     customers = read_raw(spark, lake, "customers", snapshot, exact=True).drop("extract_date")
     products = read_raw(spark, lake, "products", snapshot, exact=True).drop("extract_date")
     spend = read_raw(spark, lake, "marketing_spend", snapshot, exact=True).drop("extract_date")
     orders = latest_versions_flagged(read_raw(spark, lake, "orders", snapshot), ["order_id"])
     items = latest_versions_flagged(read_raw(spark, lake, "order_items", snapshot), ["order_id", "line_number"])
     interactions = latest_versions_flagged(read_raw(spark, lake, "interactions", snapshot), ["interaction_id"])
-    orders_checked = rules.check_orders(orders, customers, params)
+    # persisted (SnapshotInputs.release frees it): check_order_items reads the orders' state, which
+    # would otherwise run the orders' scan, latest version and rules a second time
+    orders_checked = rules.check_orders(orders, customers, params).persist(StorageLevel.MEMORY_AND_DISK)
     return SnapshotInputs(
         orders=orders_checked,
         order_items=rules.check_order_items(items, orders_checked, products),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from statistics import mean
 
 from pyspark.sql import DataFrame
@@ -85,8 +85,12 @@ def validate_raw(
     row_count_min_ratio: float,
     row_count_max_ratio: float,
     freshness_days: int,
+    newest_order_update: datetime | None = None,
 ) -> tuple[RawGateResult, DataFrame | None]:
-    """Check the run's rows. Returns the results and the quarantine rows (not yet written)."""
+    """Check the run's rows. Returns the results and the quarantine rows (not yet written).
+
+    `newest_order_update` is the newest orders.updated_at of the whole lake when `inputs` hold
+    only part of it (an incremental clean layer); by default it is taken from `inputs`."""
     results: list[CheckResult] = []
     quarantined: DataFrame | None = None
     total_rows = 0
@@ -133,14 +137,16 @@ def validate_raw(
         band = row_count_check(lake, snapshot, total_rows, row_count_min_ratio, row_count_max_ratio)
         if band:
             results.append(band)
-    newest = inputs.orders.agg(F.max("updated_at")).first()
-    newest_day = newest[0].date() if newest and newest[0] else None
+    if newest_order_update is None:
+        row = inputs.orders.agg(F.max("updated_at")).first()
+        newest_order_update = row[0] if row else None
+    newest_day = newest_order_update.date() if newest_order_update else None
     results.append(
         check(
             "raw_orders",
             f"freshness: an order updated within {freshness_days} days before the snapshot",
             newest_day is not None and newest_day >= snapshot - timedelta(days=freshness_days),
-            f"newest orders.updated_at {newest[0] if newest else None}",
+            f"newest orders.updated_at {newest_order_update}",
         )
     )
     return RawGateResult(results, total_rows, total_bad, reasons), quarantined
