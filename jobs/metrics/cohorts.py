@@ -26,12 +26,13 @@ def customer_month(customer_day: DataFrame) -> DataFrame:
 
 
 def customer_cohort(base: DataFrame) -> DataFrame:
-    """One row per customer with a purchase: cohort month (month of the first purchase) and
-    acquisition channel."""
+    """One row per customer with a purchase: cohort month (month of the first purchase),
+    acquisition channel, and the month of the last purchase (the customer's last active month)."""
     return base.where(F.col("purchase_days") > 0).select(
         "customer_id",
         F.trunc("first_purchase_date", "month").alias("cohort_month"),
         F.coalesce("acquisition_channel", F.lit("unknown")).alias("acquisition_channel"),
+        F.trunc("last_purchase_date", "month").alias("last_active_month"),
     )
 
 
@@ -45,35 +46,50 @@ def cohort_retention(months: DataFrame, cohorts: DataFrame, snapshot: date) -> D
     Period k = whole calendar months since the cohort month. Right-censored: periods after the
     snapshot's month do not exist (no rows, never zeros); the snapshot's own month is included
     and flagged `is_complete_period = false` unless the snapshot is its last day.
+
+    Two aggregations touch customer-level data, each once: customer x month (joined once to the
+    customer's cohort) by cohort x channel x period, and the cohorts by cohort x channel x last
+    active period (which also gives the cohort sizes). Everything after that is a few thousand
+    rows; the 'all' channel rows come from the per-channel rows in the same final aggregation.
     """
     snap = F.lit(snapshot.isoformat()).cast("date")
     snap_month = F.trunc(snap, "month")
-    cm = months.join(cohorts, "customer_id").withColumn("period", _months_between(F.col("month"), F.col("cohort_month")))
-    cm = cm.where(F.col("period") >= 0)
     keys = ["cohort_month", "acquisition_channel"]
-    sizes = cohorts.groupBy(*keys).agg(F.count(F.lit(1)).alias("cohort_size"))
-    by_period = cm.groupBy(*keys, "period").agg(
-        F.sum(F.col("active").cast("int")).alias("active_customers"),
-        F.sum("revenue").cast(MONEY).alias("revenue"),
-        F.sum("margin").cast(MONEY).alias("margin"),
+    if "last_active_month" not in cohorts.columns:
+        # cohorts built without it: the last month with a purchase, from the months themselves
+        last = months.where("active").groupBy("customer_id").agg(F.max("month").alias("last_active_month"))
+        cohorts = cohorts.join(last, "customer_id", "left")
+    cm = months.join(cohorts.select("customer_id", *keys), "customer_id").withColumn(
+        "period", _months_between(F.col("month"), F.col("cohort_month"))
     )
-    last_active = (
-        cm.where("active")
-        .groupBy("customer_id", *keys)
-        .agg(F.max("period").alias("last_active_period"))
-        .groupBy(*keys, F.col("last_active_period").alias("period"))
-        .agg(F.count(F.lit(1)).alias("last_active_here"))
+    by_period = (
+        cm.where(F.col("period") >= 0)
+        .groupBy(*keys, "period")
+        .agg(
+            F.sum(F.col("active").cast("int")).alias("active_customers"),
+            F.sum("revenue").cast(MONEY).alias("revenue"),
+            F.sum("margin").cast(MONEY).alias("margin"),
+        )
     )
+    # customers by cohort x channel x last active period: summed over periods, the cohort sizes
+    by_last = cohorts.groupBy(
+        *keys, _months_between(F.col("last_active_month"), F.col("cohort_month")).alias("period")
+    ).agg(F.count(F.lit(1)).alias("customers"))
+    last_active = by_last.where(F.col("period") >= 0).select(
+        *keys, "period", F.col("customers").alias("last_active_here")
+    )
+    sizes = by_last.groupBy(*keys).agg(F.sum("customers").alias("cohort_size"))
     grid = sizes.select(
         *keys,
         "cohort_size",
         F.explode(F.sequence(F.lit(0), _months_between(snap_month, F.col("cohort_month")))).alias("period"),
     )
     per_channel = (
-        grid.join(by_period, [*keys, "period"], "left")
-        .join(last_active, [*keys, "period"], "left")
+        grid.join(F.broadcast(by_period), [*keys, "period"], "left")
+        .join(F.broadcast(last_active), [*keys, "period"], "left")
         .select(
-            *keys,
+            "cohort_month",
+            F.explode(F.array("acquisition_channel", F.lit(ALL_CHANNELS))).alias("acquisition_channel"),
             "period",
             "cohort_size",
             F.coalesce("active_customers", F.lit(0)).cast("bigint").alias("active_customers"),
@@ -82,15 +98,14 @@ def cohort_retention(months: DataFrame, cohorts: DataFrame, snapshot: date) -> D
             F.coalesce("margin", F.lit(0).cast(MONEY)).alias("margin"),
         )
     )
-    all_channels = per_channel.groupBy("cohort_month", "period").agg(
-        F.lit(ALL_CHANNELS).alias("acquisition_channel"),
+    # each per-channel row once under its own channel and once under 'all'
+    rows = per_channel.groupBy(*keys, "period").agg(
         F.sum("cohort_size").alias("cohort_size"),
         F.sum("active_customers").alias("active_customers"),
         F.sum("last_active_here").alias("last_active_here"),
         F.sum("revenue").cast(MONEY).alias("revenue"),
         F.sum("margin").cast(MONEY).alias("margin"),
     )
-    rows = per_channel.unionByName(all_channels)
     cohort = Window.partitionBy(*keys)
     to_date = cohort.orderBy("period").rowsBetween(Window.unboundedPreceding, Window.currentRow)
     from_here = cohort.orderBy("period").rowsBetween(Window.currentRow, Window.unboundedFollowing)

@@ -16,24 +16,53 @@ def customer_day(order_facts: DataFrame, interactions: DataFrame) -> DataFrame:
     Inputs: `order_facts` (jobs.metrics.orders.order_facts) and the interactions as of the snapshot.
     A day with at least one purchase is a purchase occasion (`is_purchase_day`); several orders on
     one day are one occasion and their money is summed.
+
+    One pass: orders and interactions are stacked into one frame (the other side's columns null)
+    and aggregated once by customer and day, instead of two aggregations and a full outer join.
+    The rows are partitioned by customer_id only, so that every per-customer computation
+    downstream (the summary, customer x month) reads them without another shuffle.
     """
-    orders_by_day = order_facts.groupBy("customer_id", "activity_date").agg(
-        F.count(F.lit(1)).alias("orders"),
-        F.sum(F.col("is_purchase").cast("int")).alias("purchase_orders"),
-        *[F.sum(c).cast(MONEY).alias(c) for c in _MONEY_COLS],
+    money_null = F.lit(None).cast(MONEY)
+    int_null = F.lit(None).cast("int")
+    order_rows = order_facts.select(
+        "customer_id",
+        "activity_date",
+        F.lit(1).alias("_order"),
+        F.col("is_purchase").cast("int").alias("_purchase"),
+        *[F.col(c).cast(MONEY).alias(c) for c in _MONEY_COLS],
+        int_null.alias("_interaction"),
+        money_null.alias("_interaction_cost"),
+        int_null.alias("_complaint"),
+        int_null.alias("_satisfaction"),
     )
-    interactions_by_day = interactions.groupBy(
-        "customer_id", F.to_date("occurred_at").alias("activity_date")
-    ).agg(
-        F.count(F.lit(1)).alias("interactions"),
-        F.sum(F.col("cost")).cast(MONEY).alias("interaction_cost"),
-        F.sum((F.col("interaction_type") == "complaint").cast("int")).alias("complaints"),
-        F.sum(F.col("satisfaction")).alias("satisfaction_sum"),
-        F.count(F.col("satisfaction")).alias("satisfaction_count"),
+    interaction_rows = interactions.select(
+        "customer_id",
+        F.to_date("occurred_at").alias("activity_date"),
+        int_null.alias("_order"),
+        int_null.alias("_purchase"),
+        *[money_null.alias(c) for c in _MONEY_COLS],
+        F.lit(1).alias("_interaction"),
+        F.col("cost").cast(MONEY).alias("_interaction_cost"),
+        (F.col("interaction_type") == "complaint").cast("int").alias("_complaint"),
+        F.col("satisfaction").cast("int").alias("_satisfaction"),
+    )
+    by_day = (
+        order_rows.unionByName(interaction_rows)
+        .repartition("customer_id")
+        .groupBy("customer_id", "activity_date")
+        .agg(
+            F.sum("_order").alias("orders"),
+            F.sum("_purchase").alias("purchase_orders"),
+            *[F.sum(c).cast(MONEY).alias(c) for c in _MONEY_COLS],
+            F.sum("_interaction").alias("interactions"),
+            F.sum("_interaction_cost").cast(MONEY).alias("interaction_cost"),
+            F.sum("_complaint").alias("complaints"),
+            F.sum("_satisfaction").alias("satisfaction_sum"),
+            F.count("_satisfaction").alias("satisfaction_count"),
+        )
     )
     zero = F.lit(0).cast(MONEY)
-    joined = orders_by_day.join(interactions_by_day, ["customer_id", "activity_date"], "full_outer")
-    return joined.select(
+    return by_day.select(
         "customer_id",
         "activity_date",
         F.coalesce("orders", F.lit(0)).cast("int").alias("orders"),

@@ -48,34 +48,38 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
     """One row per customer with any activity up to the snapshot: money totals, purchase days,
     first/last purchase, spend and gap statistics, and the lifetimes-style fields.
 
-    One shuffle: the window that finds the gap between purchase days shares its partitioning
-    by customer with the aggregation that follows.
+    Two branches over the customer-days, joined by customer: the sums over every day (a hash
+    aggregation, no sort), and the purchase-day statistics from the purchase days alone, narrowed
+    to (customer, day, spend) and sorted by day within the customer so that `lag` finds the
+    previous purchase day. The order-sensitive double aggregates (spend and gap mean and standard
+    deviation) see their values in date order, as a single sorted pass would.
     """
-    by_customer = Window.partitionBy("customer_id").orderBy("activity_date")
-    purchase_day = F.col("is_purchase_day")
-    # The previous purchase day: the last non-null purchase date in the rows before this one.
-    last_purchase_before = F.last(F.when(purchase_day, F.col("activity_date")), ignorenulls=True).over(
-        by_customer.rowsBetween(Window.unboundedPreceding, -1)
+    purchase_days = customer_day.where(F.col("is_purchase_day")).select(
+        "customer_id", F.col("activity_date").alias("purchase_date"), F.col("net_revenue").alias("spend")
     )
-    days = customer_day.withColumn(
-        "gap_days",
-        F.when(purchase_day, F.datediff("activity_date", last_purchase_before)),
-    ).withColumn(
-        "new_month",
-        F.when(
-            purchase_day,
-            (F.trunc(last_purchase_before, "month").isNull())
-            | (F.trunc(last_purchase_before, "month") != F.trunc("activity_date", "month")),
-        ),
+    previous = F.lag("purchase_date").over(Window.partitionBy("customer_id").orderBy("purchase_date"))
+    gaps = purchase_days.select(
+        "customer_id",
+        "purchase_date",
+        "spend",
+        F.datediff("purchase_date", previous).alias("gap_days"),
+        (previous.isNull() | (F.trunc(previous, "month") != F.trunc("purchase_date", "month"))).alias("new_month"),
     )
-    spend = F.when(purchase_day, F.col("net_revenue"))
-    spend_d = spend.cast("double")
-    purchase_date = F.when(purchase_day, F.col("activity_date"))
-    s = days.groupBy("customer_id").agg(
+    occasions = gaps.groupBy("customer_id").agg(
+        F.sum(F.col("new_month").cast("int")).alias("active_months"),
+        F.min("purchase_date").alias("first_purchase_date"),
+        F.max("purchase_date").alias("last_purchase_date"),
+        F.sum("spend").cast(MONEY).alias("purchase_spend"),
+        F.min_by("spend", "purchase_date").alias("first_day_spend"),
+        F.avg(F.col("spend").cast("double")).alias("spend_mean"),
+        F.stddev_pop(F.col("spend").cast("double")).alias("spend_std"),
+        F.avg(F.col("gap_days").cast("double")).alias("gap_mean_days"),
+        F.stddev_pop(F.col("gap_days").cast("double")).alias("gap_std_days"),
+    )
+    totals = customer_day.groupBy("customer_id").agg(
         F.sum("orders").alias("orders"),
         F.sum("purchase_orders").alias("purchase_orders"),
-        F.sum(purchase_day.cast("int")).alias("purchase_days"),
-        F.sum(F.col("new_month").cast("int")).alias("active_months"),
+        F.sum(F.col("is_purchase_day").cast("int")).alias("purchase_days"),
         F.sum("gross_revenue").cast(MONEY).alias("gross_revenue"),
         F.sum("discount").cast(MONEY).alias("discounts"),
         F.sum("refund").cast(MONEY).alias("refunds"),
@@ -88,14 +92,13 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
         F.sum("complaints").alias("complaints"),
         F.sum("satisfaction_sum").alias("satisfaction_sum"),
         F.sum("satisfaction_count").alias("satisfaction_count"),
-        F.min(purchase_date).alias("first_purchase_date"),
-        F.max(purchase_date).alias("last_purchase_date"),
-        F.sum(spend).cast(MONEY).alias("purchase_spend"),
-        F.min_by(spend, purchase_date).alias("first_day_spend"),
-        F.avg(spend_d).alias("spend_mean"),
-        F.stddev_pop(spend_d).alias("spend_std"),
-        F.avg(F.col("gap_days").cast("double")).alias("gap_mean_days"),
-        F.stddev_pop(F.col("gap_days").cast("double")).alias("gap_std_days"),
+    )
+    s = totals.join(occasions, "customer_id", "left").select(
+        "customer_id", "orders", "purchase_orders", "purchase_days", "active_months", "gross_revenue",
+        "discounts", "refunds", "revenue", "cogs", "shipping_cost", "interaction_cost", "discounted_gross",
+        "interactions", "complaints", "satisfaction_sum", "satisfaction_count", "first_purchase_date",
+        "last_purchase_date", "purchase_spend", "first_day_spend", "spend_mean", "spend_std",
+        "gap_mean_days", "gap_std_days",
     )
     snap = F.lit(snapshot.isoformat()).cast("date")
     frequency = (F.col("purchase_days") - 1).cast("int")
@@ -119,11 +122,18 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
 
 def customer_base(customers: DataFrame, summary: DataFrame, snapshot: date) -> DataFrame:
     """One row per customer known at the snapshot (signed up by then, or with activity by then),
-    with their acquisition attributes and activity summary (nulls -> zero for money)."""
-    known = customers.where(F.col("signup_at") < snapshot_end(snapshot))
-    active_ids = summary.select("customer_id")
-    population = known.select("customer_id").unionByName(active_ids).distinct()
-    base = population.join(customers, "customer_id", "left").join(summary, "customer_id", "left")
+    with their acquisition attributes and activity summary (nulls -> zero for money).
+
+    One full outer join of the customers with the summary, keeping the customers signed up by
+    the snapshot and every customer with activity (known or not to the customers table)."""
+    known = F.coalesce(F.col("signup_at") < snapshot_end(snapshot), F.lit(False))
+    people = customers.select("*", known.alias("_known"))
+    active = summary.select("*", F.lit(True).alias("_active"))
+    base = (
+        people.join(active, "customer_id", "full_outer")
+        .where(F.col("_known") | F.col("_active").isNotNull())
+        .drop("_known", "_active")
+    )
     zero = F.lit(0).cast(MONEY)
     money_cols = [
         "gross_revenue", "discounts", "refunds", "revenue", "cogs", "shipping_cost",
