@@ -158,3 +158,62 @@ def test_the_flag_is_ignored_in_the_row_hash(items: DataFrame) -> None:
     a = flagged.select(rules.row_hash(flagged).alias("h")).collect()
     plain = flagged.drop(rules.DUPLICATE_FLAG)
     assert a == plain.select(rules.row_hash(plain).alias("h")).collect()
+
+
+def test_load_inputs_matches_the_previous_pipeline_and_releases_its_cache(spark: Any, tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from pyspark import StorageLevel
+
+    from jobs.lake import Lake
+    from jobs.snapshot_inputs import load_inputs, read_raw
+
+    lake = Lake(Path(tmp_path))
+    snap = date(2024, 3, 31)
+    orders = [
+        (*b.order("a", "c1", "2024-01-05 10:00:00", "10.00"), date(2024, 1, 5)),
+        (*b.order("b", "c1", "2024-01-05 10:00:00", "10.00"), date(2024, 1, 5)),
+        (*b.order("b", "c1", "2024-01-05 10:00:00", "20.00"), date(2024, 1, 6)),
+        (*b.order("c", "c1", "2024-01-05 10:00:00", "10.00"), date(2024, 1, 5)),
+        (*b.order("c", "c1", "2024-01-05 10:00:00", "10.00"), date(2024, 1, 6)),
+    ]
+    items = [line(o, 1, "p1", 1, "2024-01-05", "2024-01-05") for o in ("a", "b", "c", "z")]
+    tables = {
+        "orders": spark.createDataFrame(orders, ORDERS),
+        "order_items": spark.createDataFrame(items, ITEMS),
+        "interactions": spark.createDataFrame(
+            [("i1", "c1", b.ts("2024-02-01"), "survey", b.d("1.00"), 3, b.ts("2024-02-01"), date(2024, 2, 1))],
+            b.INTERACTIONS + ", extract_date date",
+        ),
+        "customers": spark.createDataFrame([b.customer("c1", "2023-12-01 00:00:00", "organic")], b.CUSTOMERS).withColumn(
+            "extract_date", F.lit(snap)
+        ),
+        "products": spark.createDataFrame([("p1", "x", b.d("1"), b.d("1"), b.ts("2024-01-01"))], b.PRODUCTS).withColumn(
+            "extract_date", F.lit(snap)
+        ),
+        "marketing_spend": spark.createDataFrame([b.spend("2024-01-01", "organic", "1.00")], b.SPEND).withColumn(
+            "extract_date", F.lit(snap)
+        ),
+    }
+    for name, df in tables.items():
+        df.write.partitionBy("extract_date").parquet(str(lake.raw_table(name)))
+
+    inputs = load_inputs(spark, lake, snap, PARAMS)
+    customers = read_raw(spark, lake, "customers", snap, exact=True).drop("extract_date")
+    products = read_raw(spark, lake, "products", snap, exact=True).drop("extract_date")
+    old_orders = rules.check_orders(reference_latest(read_raw(spark, lake, "orders", snap), ["order_id"]), customers, PARAMS)
+    expected = {
+        "orders": old_orders,
+        "order_items": rules.check_order_items(reference_latest(read_raw(spark, lake, "order_items", snap), KEY), old_orders, products),
+        "interactions": rules.check_interactions(
+            reference_latest(read_raw(spark, lake, "interactions", snap), ["interaction_id"]), customers, PARAMS
+        ),
+    }
+    for name, df in inputs.checked().items():
+        assert df.columns == expected[name].columns
+        assert rows(df) == rows(expected[name]), name
+    inputs.persist()  # already-persisted orders are left as they are
+    assert all(df.storageLevel == StorageLevel.MEMORY_AND_DISK for df in inputs.checked().values())
+    inputs.release()
+    frames = [*inputs.checked().values(), inputs.customers, inputs.products, inputs.marketing_spend]
+    assert all(df.storageLevel == StorageLevel.NONE for df in frames)
