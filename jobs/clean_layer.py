@@ -337,15 +337,15 @@ def _incremental(spark: SparkSession, lake: Lake, d: date, params: rules.RulePar
     keys = {t: list(SOURCE_BY_NAME[t].key) for t in VERSIONED}
     changed = {t: day[t].select(*keys[t]).distinct() for t in VERSIONED}
 
-    months: set[str | None] = {d.strftime("%Y-%m"), None}
+    sources: list[DataFrame] = []  # event months to rebuild, collected in one job
     for t in ("orders", "interactions"):
-        months |= _months_of(day[t].select(F.date_format(EVENT_TIME[t], "yyyy-MM").alias(EVENT_MONTH)))
+        sources.append(day[t].select(F.date_format(EVENT_TIME[t], "yyyy-MM").alias(EVENT_MONTH)))
     for t in VERSIONED:  # where the changed keys were
-        months |= _months_of(_null_safe_match(before[t].select(*keys[t], EVENT_MONTH), changed[t], keys[t], "left_semi"))
+        sources.append(_null_safe_match(before[t].select(*keys[t], EVENT_MONTH), changed[t], keys[t], "left_semi"))
     # a changed line rebuilds its order's month, old and new
     line_orders = day["order_items"].select("order_id").distinct()
-    months |= _months_of(before["orders"].join(line_orders, "order_id", "left_semi"))
-    months |= _months_of(
+    sources.append(before["orders"].join(line_orders, "order_id", "left_semi"))
+    sources.append(
         day["orders"].join(line_orders, "order_id", "left_semi").select(F.date_format("ordered_at", "yyyy-MM").alias(EVENT_MONTH))
     )
     # rejected rows whose missing customer or product now exists
@@ -355,7 +355,9 @@ def _incremental(spark: SparkSession, lake: Lake, d: date, params: rules.RulePar
                 continue
             ref = customers if col == "customer_id" else products
             flagged = before[t].where(F.array_contains("reasons", reason))
-            months |= _months_of(flagged.join(ref.select(col).distinct(), col, "left_semi"))
+            sources.append(flagged.join(ref.select(col).distinct(), col, "left_semi"))
+    found = reduce(DataFrame.unionByName, [df.select(EVENT_MONTH) for df in sources])
+    months = {d.strftime("%Y-%m"), None} | _months_of(found)
     months = _close_over_duplicates(before, keys, months)
 
     candidates: dict[str, DataFrame] = {}
@@ -393,10 +395,11 @@ def _close_over_duplicates(before: dict[str, DataFrame], keys: dict[str, list[st
     }
     try:
         while True:
-            grown = set(months)
-            for t, rows in dup.items():
-                touched = rows.where(in_months(months)).select(*keys[t])
-                grown |= _months_of(_null_safe_match(rows, touched, keys[t], "left_semi"))
+            pulled = [
+                _null_safe_match(rows, rows.where(in_months(months)).select(*keys[t]), keys[t], "left_semi").select(EVENT_MONTH)
+                for t, rows in dup.items()
+            ]
+            grown = months | _months_of(reduce(DataFrame.unionByName, pulled))
             if grown == months:
                 return months
             months = grown
