@@ -70,7 +70,10 @@ def run_inputs_stage(spark: SparkSession, lake: Lake, snapshot: date, max_order_
     started = time.perf_counter()
     start = company_start_default(read_raw(spark, lake, "customers", snapshot, exact=True)) or date(1900, 1, 1)
     inputs = load_inputs(spark, lake, snapshot, RuleParams(snapshot, start, max_order_amount))
-    run.rows = write_clean(lake, snapshot, clean_inputs(inputs))
+    try:
+        run.rows = write_clean(lake, snapshot, clean_inputs(inputs))
+    finally:
+        inputs.release()  # load_inputs caches the checked orders
     run.seconds = time.perf_counter() - started
     return run
 
