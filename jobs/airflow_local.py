@@ -29,6 +29,11 @@ def prepare(home: Path | None = None) -> Path:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("CRM_METRICS_RETRY_DELAY_SECONDS", "5")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    if "airflow.configuration" in sys.modules:
+        # Airflow read its configuration when it was first imported, before these settings
+        from airflow.configuration import conf
+
+        conf.set("core", "dags_folder", os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     marker = home / ".crm-metrics-migrated"
     if not marker.exists():
         env = dict(os.environ)

@@ -26,6 +26,9 @@ os.environ["CRM_METRICS_DATA"] = str(_SESSION_TMP / "data")
 # Always this process's own home: pytest-xdist workers inherit the controller's environment, and
 # two workers sharing one SQLite metadata DB lose each other's serialized DAGs.
 os.environ["AIRFLOW_HOME"] = str(_SESSION_TMP / "airflow")
+# Set before any test imports Airflow (a connection parser, the export): Airflow reads its
+# configuration once, at import, and a DAG bundle pointing at $AIRFLOW_HOME/dags serializes nothing.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["CRM_METRICS_RETRY_DELAY_SECONDS"] = "1"
 os.environ.pop("AIRFLOW_CONN_CRM_WAREHOUSE", None)
