@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 from jobs.extract import exported_table
 from jobs.lake import Lake
 from jobs.quality import rules
-from jobs.snapshot_inputs import SnapshotInputs, latest_versions, read_raw
+from jobs.snapshot_inputs import CLEAN_TABLES, SnapshotInputs, latest_versions, read_raw
 from schemas.source import SOURCE_BY_NAME
 from schemas.types import spark_schema_ddl
 
@@ -53,7 +53,6 @@ EVENT_MONTH = "event_month"
 NULL_MONTH = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder name for a null partition value
 VERSIONED = ("orders", "order_items", "interactions")
 CURRENT = ("customers", "products", "marketing_spend")
-CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products", "marketing_spend")
 EVENT_TIME = {"orders": "ordered_at", "interactions": "occurred_at"}
 # reasons that a newly arrived customer or product can clear
 CONTEXT_REASONS = {"orphan_customer_id": "customer_id", "unknown_product": "product_id"}
@@ -132,7 +131,7 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
 
 
-def _write_months(
+def write_months(
     lake: Lake,
     df: DataFrame,
     final: Path,
@@ -163,7 +162,7 @@ def _write_months(
         lake.clean_staging(final.parent)
 
 
-def _write_plain(lake: Lake, df: DataFrame, final: Path) -> None:
+def write_plain(lake: Lake, df: DataFrame, final: Path) -> None:
     staging = lake.staging(final.parent)
     try:
         df.coalesce(1).write.mode("overwrite").parquet(str(staging / "data"))
@@ -212,26 +211,22 @@ class CleanPlan:
         state_path(lake, d).unlink(missing_ok=True)  # until rewritten, the layer counts as incomplete
         prev_day = d - timedelta(days=1)
         months = with_event_month(self.inputs.checked())
-        rows: dict[str, int] = {}
         for table, df in months.items():
             df = df.drop("extract_date").persist(StorageLevel.MEMORY_AND_DISK)
             try:
-                _write_months(
+                write_months(
                     lake, rules.valid(df), clean_partition(lake, table, d),
                     clean_partition(lake, table, prev_day) if self.months is not None else None, self.months,
                 )
-                _write_months(
+                write_months(
                     lake, rules.invalid(df), rejected_partition(lake, table, d),
                     rejected_partition(lake, table, prev_day) if self.months is not None else None, self.months,
                 )
             finally:
                 df.unpersist()
         for table in CURRENT:
-            _write_plain(lake, getattr(self.inputs, table), clean_partition(lake, table, d))
-        from jobs.transform import parquet_rows
-
-        for table in CLEAN_TABLES:
-            rows[table] = sum(parquet_rows(p) for p in _month_folders(clean_partition(lake, table, d)))
+            write_plain(lake, getattr(self.inputs, table), clean_partition(lake, table, d))
+        rows = clean_rows(lake, d)
         build_id = uuid.uuid4().hex
         state = {
             "snapshot": d.isoformat(),
@@ -258,7 +253,14 @@ class CleanPlan:
             df.unpersist()
 
 
-def _month_folders(folder: Path) -> Iterable[Path]:
+def clean_rows(lake: Lake, snapshot: date) -> dict[str, int]:
+    """Rows per table of the snapshot's clean layer, from the Parquet footers (no Spark job)."""
+    from jobs.transform import parquet_rows
+
+    return {t: sum(parquet_rows(p) for p in month_folders(clean_partition(lake, t, snapshot))) for t in CLEAN_TABLES}
+
+
+def month_folders(folder: Path) -> Iterable[Path]:
     if not folder.exists():
         return []
     subs = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(f"{EVENT_MONTH}=")]

@@ -24,11 +24,11 @@ from pyspark.sql import functions as F
 
 from jobs.clean_layer import (
     EVENT_MONTH,
-    _write_months,
     clean_partition,
     in_months,
     read_layer,
     read_state,
+    write_months,
 )
 from jobs.lake import Lake
 from jobs.metrics.customer_day import customer_day
@@ -76,7 +76,7 @@ def update_customer_day(spark: SparkSession, lake: Lake, snapshot: date) -> tupl
     state_path.unlink(missing_ok=True)
     days = _compute(spark, lake, snapshot, months)
     final = customer_day_partition(lake, snapshot)
-    _write_months(lake, days, final, customer_day_partition(lake, prev_day) if incremental else None, months)
+    write_months(lake, days, final, customer_day_partition(lake, prev_day) if incremental else None, months)
     info = {
         "snapshot": snapshot.isoformat(),
         "build_id": uuid.uuid4().hex,

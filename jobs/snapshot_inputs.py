@@ -79,20 +79,19 @@ def write_clean(lake: Lake, snapshot: date, clean: CleanInputs) -> dict[str, int
     in full from it; the pipeline writes the layer with jobs.clean_layer.CleanPlan.write."""
     from jobs.clean_layer import (
         CURRENT,
-        _month_folders,
-        _write_months,
-        _write_plain,
         clean_partition,
+        clean_rows,
         with_event_month,
+        write_months,
+        write_plain,
     )
-    from jobs.transform import parquet_rows
 
     versioned = with_event_month({"orders": clean.orders, "order_items": clean.order_items, "interactions": clean.interactions})
     for name, df in versioned.items():
-        _write_months(lake, df, clean_partition(lake, name, snapshot), None, None)
+        write_months(lake, df, clean_partition(lake, name, snapshot), None, None)
     for name in CURRENT:
-        _write_plain(lake, getattr(clean, name), clean_partition(lake, name, snapshot))
-    return {name: sum(parquet_rows(p) for p in _month_folders(clean_partition(lake, name, snapshot))) for name in CLEAN_TABLES}
+        write_plain(lake, getattr(clean, name), clean_partition(lake, name, snapshot))
+    return clean_rows(lake, snapshot)
 
 
 def read_clean(spark: SparkSession, lake: Lake, snapshot: date) -> CleanInputs:
