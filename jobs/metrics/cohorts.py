@@ -7,7 +7,7 @@ from datetime import date
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.metrics.orders import MONEY
+from jobs.metrics.orders import MONEY, to_money
 
 ALL_CHANNELS = "all"
 
@@ -15,13 +15,14 @@ ALL_CHANNELS = "all"
 def customer_month(customer_day: DataFrame) -> DataFrame:
     """One row per customer per calendar month with any activity: active flag (a purchase
     occasion in the month), net revenue and contribution margin
-    (revenue - cost of goods - shipping - interaction costs)."""
+    (revenue - cost of goods - shipping - interaction costs), in whole cents."""
+    margin = (
+        F.col("net_revenue_cents") - F.col("cogs_cents") - F.col("shipping_cost_cents") - F.col("interaction_cost_cents")
+    )
     return customer_day.groupBy("customer_id", F.trunc("activity_date", "month").alias("month")).agg(
         (F.max(F.col("is_purchase_day").cast("int")) == 1).alias("active"),
-        F.sum("net_revenue").cast(MONEY).alias("revenue"),
-        F.sum(F.col("net_revenue") - F.col("cogs") - F.col("shipping_cost") - F.col("interaction_cost"))
-        .cast(MONEY)
-        .alias("margin"),
+        F.sum("net_revenue_cents").alias("revenue_cents"),
+        F.sum(margin).alias("margin_cents"),
     )
 
 
@@ -67,8 +68,8 @@ def cohort_retention(months: DataFrame, cohorts: DataFrame, snapshot: date) -> D
         .groupBy(*keys, "period")
         .agg(
             F.sum(F.col("active").cast("int")).alias("active_customers"),
-            F.sum("revenue").cast(MONEY).alias("revenue"),
-            F.sum("margin").cast(MONEY).alias("margin"),
+            to_money(F.sum("revenue_cents")).alias("revenue"),
+            to_money(F.sum("margin_cents")).alias("margin"),
         )
     )
     # customers by cohort x channel x last active period: summed over periods, the cohort sizes

@@ -14,9 +14,15 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.metrics.orders import MONEY
+from jobs.metrics.orders import MONEY, to_money
 
 DAYS_PER_WEEK = 7.0
+# summary money column <- customer_day column (both in cents while summed)
+_SUMMARY_MONEY = (
+    ("gross_revenue", "gross_revenue"), ("discounts", "discount"), ("refunds", "refund"), ("revenue", "net_revenue"),
+    ("cogs", "cogs"), ("shipping_cost", "shipping_cost"), ("interaction_cost", "interaction_cost"),
+    ("discounted_gross", "discounted_gross"),
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
     deviation) see their values in date order, as a single sorted pass would.
     """
     purchase_days = customer_day.where(F.col("is_purchase_day")).select(
-        "customer_id", F.col("activity_date").alias("purchase_date"), F.col("net_revenue").alias("spend")
+        "customer_id", F.col("activity_date").alias("purchase_date"), F.col("net_revenue_cents").alias("spend")
     )
     previous = F.lag("purchase_date").over(Window.partitionBy("customer_id").orderBy("purchase_date"))
     gaps = purchase_days.select(
@@ -65,14 +71,16 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
         F.datediff("purchase_date", previous).alias("gap_days"),
         (previous.isNull() | (F.trunc(previous, "month") != F.trunc("purchase_date", "month"))).alias("new_month"),
     )
+    # spend in currency units as a double: cents / 100 is what casting the decimal gave
+    spend_units = F.col("spend").cast("double") / 100
     occasions = gaps.groupBy("customer_id").agg(
         F.sum(F.col("new_month").cast("int")).alias("active_months"),
         F.min("purchase_date").alias("first_purchase_date"),
         F.max("purchase_date").alias("last_purchase_date"),
-        F.sum("spend").cast(MONEY).alias("purchase_spend"),
-        F.min_by("spend", "purchase_date").alias("first_day_spend"),
-        F.avg(F.col("spend").cast("double")).alias("spend_mean"),
-        F.stddev_pop(F.col("spend").cast("double")).alias("spend_std"),
+        F.sum("spend").alias("purchase_spend_cents"),
+        F.min_by("spend", "purchase_date").alias("first_day_spend_cents"),
+        F.avg(spend_units).alias("spend_mean"),
+        F.stddev_pop(spend_units).alias("spend_std"),
         F.avg(F.col("gap_days").cast("double")).alias("gap_mean_days"),
         F.stddev_pop(F.col("gap_days").cast("double")).alias("gap_std_days"),
     )
@@ -80,24 +88,18 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
         F.sum("orders").alias("orders"),
         F.sum("purchase_orders").alias("purchase_orders"),
         F.sum(F.col("is_purchase_day").cast("int")).alias("purchase_days"),
-        F.sum("gross_revenue").cast(MONEY).alias("gross_revenue"),
-        F.sum("discount").cast(MONEY).alias("discounts"),
-        F.sum("refund").cast(MONEY).alias("refunds"),
-        F.sum("net_revenue").cast(MONEY).alias("revenue"),
-        F.sum("cogs").cast(MONEY).alias("cogs"),
-        F.sum("shipping_cost").cast(MONEY).alias("shipping_cost"),
-        F.sum("interaction_cost").cast(MONEY).alias("interaction_cost"),
-        F.sum("discounted_gross").cast(MONEY).alias("discounted_gross"),
+        *[F.sum(f"{day_col}_cents").alias(f"{col}_cents") for col, day_col in _SUMMARY_MONEY],
         F.sum("interactions").alias("interactions"),
         F.sum("complaints").alias("complaints"),
         F.sum("satisfaction_sum").alias("satisfaction_sum"),
         F.sum("satisfaction_count").alias("satisfaction_count"),
     )
     s = totals.join(occasions, "customer_id", "left").select(
-        "customer_id", "orders", "purchase_orders", "purchase_days", "active_months", "gross_revenue",
-        "discounts", "refunds", "revenue", "cogs", "shipping_cost", "interaction_cost", "discounted_gross",
+        "customer_id", "orders", "purchase_orders", "purchase_days", "active_months",
+        *[to_money(F.col(f"{col}_cents")).alias(col) for col, _ in _SUMMARY_MONEY],
         "interactions", "complaints", "satisfaction_sum", "satisfaction_count", "first_purchase_date",
-        "last_purchase_date", "purchase_spend", "first_day_spend", "spend_mean", "spend_std",
+        "last_purchase_date", to_money(F.col("purchase_spend_cents")).alias("purchase_spend"),
+        "purchase_spend_cents", "first_day_spend_cents", "spend_mean", "spend_std",
         "gap_mean_days", "gap_std_days",
     )
     snap = F.lit(snapshot.isoformat()).cast("date")
@@ -112,12 +114,12 @@ def customer_summary(customer_day: DataFrame, snapshot: date) -> DataFrame:
             bought,
             F.when(
                 frequency > 0,
-                (F.col("purchase_spend") - F.col("first_day_spend")).cast("double") / frequency,
+                ((F.col("purchase_spend_cents") - F.col("first_day_spend_cents")).cast("double") / 100) / frequency,
             ).otherwise(F.lit(0.0)),
         ).alias("monetary_value"),
         F.when(bought, F.datediff(snap, "last_purchase_date")).alias("days_since_last_purchase"),
         F.when(bought, F.datediff(snap, "first_purchase_date")).alias("tenure_days"),
-    )
+    ).drop("purchase_spend_cents", "first_day_spend_cents")
 
 
 def customer_base(customers: DataFrame, summary: DataFrame, snapshot: date) -> DataFrame:

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.metrics.cohorts import ALL_CHANNELS
-from jobs.metrics.orders import MONEY
+from jobs.metrics.orders import MONEY, to_money
 
 FLOWS = ("new", "retained", "reactivated", "lapsed")
 
@@ -31,7 +31,7 @@ def customer_movements(months: DataFrame, cohorts: DataFrame, snapshot: date) ->
         "customer_id",
         "acquisition_channel",
         "month",
-        "revenue",
+        "revenue_cents",
         F.when(F.col("month") == F.col("cohort_month"), F.lit("new"))
         .when(prev_month == F.add_months(F.col("month"), -1), F.lit("retained"))
         .otherwise(F.lit("reactivated"))
@@ -41,11 +41,11 @@ def customer_movements(months: DataFrame, cohorts: DataFrame, snapshot: date) ->
     lapse_month = F.add_months(F.col("month"), 1)
     lapses = marked.where(
         (F.col("next_month").isNull() | (F.col("next_month") != lapse_month)) & (lapse_month <= snap_month)
-    ).select("customer_id", "acquisition_channel", lapse_month.alias("month"), "revenue", F.lit("lapsed").alias("flow"))
+    ).select("customer_id", "acquisition_channel", lapse_month.alias("month"), "revenue_cents", F.lit("lapsed").alias("flow"))
     flows = marked.drop("next_month").unionByName(lapses)
     per_channel = flows.groupBy("month", "acquisition_channel").agg(
         *[F.sum((F.col("flow") == f).cast("int")).cast("bigint").alias(f"{f}_customers") for f in FLOWS],
-        *[F.sum(F.when(F.col("flow") == f, F.col("revenue"))).cast(MONEY).alias(f"{f}_revenue") for f in FLOWS],
+        *[to_money(F.sum(F.when(F.col("flow") == f, F.col("revenue_cents")))).alias(f"{f}_revenue") for f in FLOWS],
     )
     sums = [c for c in per_channel.columns if c not in ("month", "acquisition_channel")]
     all_channels = per_channel.groupBy("month").agg(

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.metrics import customers as C
 from jobs.metrics.customer_day import customer_day
@@ -30,18 +31,33 @@ def test_customer_day_one_row_per_customer_and_day(scenario: dict[str, Any]) -> 
         ("c1", "2024-01-05"), ("c1", "2024-02-01"), ("c1", "2024-03-01"),
         ("c2", "2024-02-10"), ("c2", "2024-02-11"), ("c3", "2024-01-20"), ("c3", "2024-02-02"),
     }
-    jan5 = got[("c1", "2024-01-05")]  # two orders, one occasion: 100 + 50 gross, 10 discount
+    jan5 = got[("c1", "2024-01-05")]  # two orders, one occasion: 100 + 50 gross, 10 discount (money in cents)
     assert (jan5.orders, jan5.purchase_orders, jan5.is_purchase_day) == (2, 2, True)
-    assert (jan5.gross_revenue, jan5.discount, jan5.net_revenue) == (D("150.00"), D("10.00"), D("140.00"))
-    assert (jan5.cogs, jan5.shipping_cost, jan5.discounted_gross) == (D("70.00"), D("10.00"), D("100.00"))  # 2x20 + 30
+    assert (jan5.gross_revenue_cents, jan5.discount_cents, jan5.net_revenue_cents) == (15000, 1000, 14000)
+    assert (jan5.cogs_cents, jan5.shipping_cost_cents, jan5.discounted_gross_cents) == (7000, 1000, 10000)  # 2x20 + 30
     refunded = got[("c2", "2024-02-10")]  # fully refunded: no purchase, no COGS, shipping counts
-    assert (refunded.is_purchase_day, refunded.net_revenue, refunded.cogs, refunded.shipping_cost) == (False, D("0.00"), D("0.00"), D("4.00"))
+    assert (refunded.is_purchase_day, refunded.net_revenue_cents, refunded.cogs_cents, refunded.shipping_cost_cents) == (False, 0, 0, 400)
     cancelled = got[("c3", "2024-01-20")]  # cancelled: an order, but no money at all
-    assert (cancelled.orders, cancelled.is_purchase_day, cancelled.gross_revenue, cancelled.shipping_cost) == (1, False, D("0.00"), D("0.00"))
+    assert (cancelled.orders, cancelled.is_purchase_day, cancelled.gross_revenue_cents, cancelled.shipping_cost_cents) == (1, False, 0, 0)
     partial = got[("c1", "2024-03-01")]  # 80 - 20 refunded, COGS stays
-    assert (partial.is_purchase_day, partial.net_revenue, partial.refund, partial.cogs) == (True, D("60.00"), D("20.00"), D("40.00"))
+    assert (partial.is_purchase_day, partial.net_revenue_cents, partial.refund_cents, partial.cogs_cents) == (True, 6000, 2000, 4000)
     survey = got[("c3", "2024-02-02")]
-    assert (survey.interactions, survey.interaction_cost, survey.satisfaction_sum, survey.satisfaction_count) == (1, D("1.00"), 4, 1)
+    assert (survey.interactions, survey.interaction_cost_cents, survey.satisfaction_sum, survey.satisfaction_count) == (1, 100, 4, 1)
+
+
+def test_money_in_cents_round_trips_exactly(spark: Any) -> None:
+    """cents() and to_money() are exact on the source decimals and on doubles that are not
+    exactly representable (0.29 * 100 = 28.999..., 0.57 * 100 = 56.999...)."""
+    from jobs.metrics.orders import cents, to_money
+
+    df = spark.createDataFrame(
+        [(D("0.29"), 0.29, D("-1234567890.05")), (D("0.00"), 0.57, D("99999999999.99"))],
+        "d decimal(14,2), x double, big decimal(14,2)",
+    )
+    got = df.select(cents(F.col("d")).alias("d"), cents(F.col("x")).alias("x"), cents(F.col("big")).alias("big"),
+                    to_money(cents(F.col("big"))).alias("back")).collect()
+    assert [(r.d, r.x, r.big) for r in got] == [(29, 29, -123456789005), (0, 57, 9999999999999)]
+    assert [r.back for r in got] == [D("-1234567890.05"), D("99999999999.99")]
 
 
 def test_lifetimes_fields(base: Any) -> None:

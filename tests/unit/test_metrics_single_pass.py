@@ -35,11 +35,11 @@ def test_gap_statistics_equal_the_window_over_every_day(spark: Any) -> None:
         for d in rng.sample(range(200), rng.randint(1, 12)):
             rows.append((f"c{c}", date(2024, 1, 1) + timedelta(days=d), rng.random() < 0.6, rng.randint(0, 9000) / 100))
     days = spark.createDataFrame(rows, "customer_id string, activity_date date, is_purchase_day boolean, net double").select(
-        "customer_id", "activity_date", "is_purchase_day", F.col("net").cast("decimal(18,2)").alias("net_revenue"),
+        "customer_id", "activity_date", "is_purchase_day", F.round(F.col("net") * 100).cast("bigint").alias("net_revenue_cents"),
         *[F.lit(0).cast(t).alias(c) for c, t in [
-            ("orders", "int"), ("purchase_orders", "int"), ("gross_revenue", "decimal(18,2)"), ("discount", "decimal(18,2)"),
-            ("refund", "decimal(18,2)"), ("cogs", "decimal(18,2)"), ("shipping_cost", "decimal(18,2)"),
-            ("interaction_cost", "decimal(18,2)"), ("discounted_gross", "decimal(18,2)"), ("interactions", "int"),
+            ("orders", "int"), ("purchase_orders", "int"), ("gross_revenue_cents", "bigint"), ("discount_cents", "bigint"),
+            ("refund_cents", "bigint"), ("cogs_cents", "bigint"), ("shipping_cost_cents", "bigint"),
+            ("interaction_cost_cents", "bigint"), ("discounted_gross_cents", "bigint"), ("interactions", "int"),
             ("complaints", "int"), ("satisfaction_sum", "bigint"), ("satisfaction_count", "bigint"),
         ]],
     )
