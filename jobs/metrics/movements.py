@@ -27,32 +27,36 @@ def customer_movements(months: DataFrame, cohorts: DataFrame, snapshot: date) ->
     by_customer = Window.partitionBy("customer_id").orderBy("month")
     prev_month = F.lag("month").over(by_customer)
     next_month = F.lead("month").over(by_customer)
-    marked = active.select(
-        "customer_id",
-        "acquisition_channel",
-        "month",
-        "revenue_cents",
+    flow = (
         F.when(F.col("month") == F.col("cohort_month"), F.lit("new"))
         .when(prev_month == F.add_months(F.col("month"), -1), F.lit("retained"))
         .otherwise(F.lit("reactivated"))
-        .alias("flow"),
-        next_month.alias("next_month"),
     )
+    marked = active.select("acquisition_channel", "month", "revenue_cents", flow.alias("flow"), next_month.alias("next_month"))
+    # one pass over the window: each active month is one event, plus a `lapsed` event in the next
+    # month when the customer is not active then; each event counts under its channel and 'all'
     lapse_month = F.add_months(F.col("month"), 1)
-    lapses = marked.where(
-        (F.col("next_month").isNull() | (F.col("next_month") != lapse_month)) & (lapse_month <= snap_month)
-    ).select("customer_id", "acquisition_channel", lapse_month.alias("month"), "revenue_cents", F.lit("lapsed").alias("flow"))
-    flows = marked.drop("next_month").unionByName(lapses)
-    per_channel = flows.groupBy("month", "acquisition_channel").agg(
+    lapsing = (F.col("next_month").isNull() | (F.col("next_month") != lapse_month)) & (lapse_month <= snap_month)
+    event = F.explode(
+        F.array(
+            F.struct(F.col("month").alias("month"), F.col("flow").alias("flow")),
+            F.when(lapsing, F.struct(lapse_month.alias("month"), F.lit("lapsed").alias("flow"))),
+        )
+    )
+    events = (
+        marked.select(event.alias("e"), "acquisition_channel", "revenue_cents")
+        .where(F.col("e").isNotNull())
+        .select(
+            "e.month",
+            "e.flow",
+            "revenue_cents",
+            F.explode(F.array("acquisition_channel", F.lit(ALL_CHANNELS))).alias("acquisition_channel"),
+        )
+    )
+    rows = events.groupBy("month", "acquisition_channel").agg(
         *[F.sum((F.col("flow") == f).cast("int")).cast("bigint").alias(f"{f}_customers") for f in FLOWS],
         *[to_money(F.sum(F.when(F.col("flow") == f, F.col("revenue_cents")))).alias(f"{f}_revenue") for f in FLOWS],
     )
-    sums = [c for c in per_channel.columns if c not in ("month", "acquisition_channel")]
-    all_channels = per_channel.groupBy("month").agg(
-        F.lit(ALL_CHANNELS).alias("acquisition_channel"),
-        *[F.sum(c).cast(per_channel.schema[c].dataType).alias(c) for c in sums],
-    )
-    rows = per_channel.unionByName(all_channels)
     zero = F.lit(0).cast(MONEY)
     return rows.select(
         F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),

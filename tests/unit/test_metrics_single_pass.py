@@ -1,5 +1,6 @@
-"""The single-pass formulations (customer_day, customer_summary, cohort_retention, build_marts with
-a given customer_day, binned Gamma-Gamma pairs) against straightforward references."""
+"""The single-pass formulations (customer_day, customer_summary, cohort_retention,
+customer_movements, build_marts with a given customer_day, binned Gamma-Gamma pairs) against
+straightforward references."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from jobs.metrics import clv, cohorts
+from jobs.metrics import clv, cohorts, movements
 from jobs.metrics import customers as C
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
@@ -117,3 +118,56 @@ def test_gamma_gamma_pairs_are_binned_beyond_the_cap(spark: Any) -> None:
     b = clv.fit_gamma_gamma(binned["x"], binned["m"], binned["n"])
     for k in clv.GG_PARAMS:
         assert b.params[k] == pytest.approx(a.params[k], rel=1e-3)
+
+
+def _movements_reference(months: Any, cohort_of: Any, snapshot: date) -> Any:
+    """The straightforward formulation: flows and lapses as two frames over the same window, per
+    channel, then 'all' summed from the per-channel rows."""
+    snap_month = F.trunc(F.lit(snapshot.isoformat()).cast("date"), "month")
+    active = months.where("active").join(cohort_of, "customer_id")
+    w = Window.partitionBy("customer_id").orderBy("month")
+    marked = active.select(
+        "acquisition_channel", "month", "revenue_cents",
+        F.when(F.col("month") == F.col("cohort_month"), "new")
+        .when(F.lag("month").over(w) == F.add_months("month", -1), "retained")
+        .otherwise("reactivated").alias("flow"),
+        F.lead("month").over(w).alias("next_month"),
+    )
+    nxt = F.add_months("month", 1)
+    lapses = marked.where((F.col("next_month").isNull() | (F.col("next_month") != nxt)) & (nxt <= snap_month)).select(
+        "acquisition_channel", nxt.alias("month"), "revenue_cents", F.lit("lapsed").alias("flow")
+    )
+    flows = marked.drop("next_month").unionByName(lapses)
+    per = flows.groupBy("month", "acquisition_channel").agg(
+        *[F.sum((F.col("flow") == f).cast("int")).cast("bigint").alias(f"{f}_customers") for f in movements.FLOWS],
+        *[F.sum(F.when(F.col("flow") == f, F.col("revenue_cents"))).alias(f"{f}_cents") for f in movements.FLOWS],
+    )
+    sums = [c for c in per.columns if c not in ("month", "acquisition_channel")]
+    rows = per.unionByName(per.groupBy("month").agg(F.lit("all").alias("acquisition_channel"), *[F.sum(c).alias(c) for c in sums]))
+    return rows.select(
+        "month", "acquisition_channel",
+        *[F.coalesce(f"{f}_customers", F.lit(0)).cast("bigint").alias(f"{f}_customers") for f in movements.FLOWS],
+        *[(F.coalesce(f"{f}_cents", F.lit(0)).cast("decimal(18,0)") / 100).cast("decimal(18,2)").alias(f"{f}_revenue") for f in movements.FLOWS],
+    )
+
+
+def test_movements_single_pass_equals_the_two_frame_reference(spark: Any) -> None:
+    """Random customers with gaps, reactivations and lapses in several channels."""
+    rng = random.Random(11)
+    month_rows, cohort_rows = [], []
+    firsts = [date(2023, m, 1) for m in range(1, 13)] + [date(2024, m, 1) for m in range(1, 4)]
+    for c in range(300):
+        first = rng.choice(firsts)
+        n = (SNAP.year - first.year) * 12 + SNAP.month - first.month + 1
+        active_periods = {0} | {k for k in range(1, n) if rng.random() < 0.35}
+        for k in range(n):
+            month = date(first.year + (first.month - 1 + k) // 12, (first.month - 1 + k) % 12 + 1, 1)
+            if k in active_periods or rng.random() < 0.2:  # inactive months with interaction costs only
+                month_rows.append((f"c{c}", month, k in active_periods, rng.randint(-500, 90000), rng.randint(-900, 50000)))
+        cohort_rows.append((f"c{c}", first, rng.choice(["email", "search", "social"])))
+    months = spark.createDataFrame(month_rows, "customer_id string, month date, active boolean, revenue_cents bigint, margin_cents bigint")
+    cohort_of = spark.createDataFrame(cohort_rows, "customer_id string, cohort_month date, acquisition_channel string")
+    got = movements.customer_movements(months, cohort_of, SNAP).drop("snapshot_date", "active_customers")
+    want = _movements_reference(months, cohort_of, SNAP)
+    assert got.count() > 50
+    assert _sorted_rows(got) == _sorted_rows(want.select(*got.columns))
