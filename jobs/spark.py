@@ -66,10 +66,6 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("CRM_METRICS_DRIVER_MEMORY", "2g"))
-        # cached frames (customer_day, the customer base) uncompressed: building the compressed
-        # cache's dictionary statistics was a tenth of the metric job's CPU (JFR profile at 10M
-        # lines, docs/benchmarks.md), and a cache that outgrows memory spills (MEMORY_AND_DISK)
-        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
     if master.startswith("local"):
         # list daily lake partitions on the driver: a listing job costs more than it saves here
