@@ -38,7 +38,7 @@ demo: install java
 # 2) Lint, type-check and run the whole suite against real DuckDB, PostgreSQL, Spark, Airflow, GE and S3.
 # Two workers, one file each at a time: module and session fixtures stay within a worker.
 test: install system-deps lint typecheck
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 lint: install
 	$(BIN)/ruff check .
