@@ -3,7 +3,9 @@ warehouses loaded from the CDNOW sample."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,20 +58,40 @@ def mart_rows(url: str, snapshot: object | None = None) -> dict[str, list[tuple[
 PUBLISHED_SNAPSHOT = date(2024, 6, 30)
 
 
-@pytest.fixture(scope="session")
-def published_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object) -> dict[str, object]:
-    """A generated DuckDB warehouse (1,500 customers, 18 months) with every mart published for
-    PUBLISHED_SNAPSHOT, built once per session for the tests that only read marts (BI clients,
-    S3 export, the report). Treat it as read-only."""
+def _publish_generated(base: Path) -> None:
     from jobs.generate import generate
     from jobs.pipeline import RunContext, run_all
     from jobs.warehouse import open_warehouse
 
-    base = tmp_path_factory.mktemp("published")
     url = f"duckdb:///{base}/warehouse.duckdb"
     generate(open_warehouse(url), 1500, date(2023, 1, 1), PUBLISHED_SNAPSHOT, seed=11)
     summary = run_all(RunContext.create(PUBLISHED_SNAPSHOT, warehouse=url, lake=str(base / "lake")))
     assert summary["outcome"] == "success", summary
+
+
+@pytest.fixture(scope="session")
+def published_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object) -> dict[str, object]:
+    """A generated DuckDB warehouse (1,500 customers, 18 months) with every mart published for
+    PUBLISHED_SNAPSHOT, for the tests that only read marts (BI clients, S3 export, the report).
+    Treat it as read-only.
+
+    Built once per test run: under pytest-xdist the first worker that needs it builds it in the
+    run's shared temporary folder (the others wait on a lock), and each worker reads its own copy,
+    so no two processes ever open one DuckDB file."""
+    base = tmp_path_factory.mktemp("published")
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        _publish_generated(base)
+    else:
+        shared = tmp_path_factory.getbasetemp().parent / "published-shared"
+        with open(f"{shared}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on failure
+            if not (shared / ".complete").exists():
+                shutil.rmtree(shared, ignore_errors=True)  # a build that failed half-way
+                shared.mkdir()
+                _publish_generated(shared)
+                (shared / ".complete").touch()
+        shutil.copytree(shared, base, dirs_exist_ok=True)
+    url = f"duckdb:///{base}/warehouse.duckdb"
     return {"warehouse": url, "lake": str(base / "lake"), "snapshot": PUBLISHED_SNAPSHOT, "run_id": f"manual__{PUBLISHED_SNAPSHOT}"}
 
 
