@@ -25,7 +25,8 @@ HEADLINE_KEYS = (
     "spark_cpu_seconds", "duckdb_cpu_seconds", "cpu_ratio",
     "inputs_spark_cpu_seconds", "inputs_duckdb_cpu_seconds", "inputs_cpu_ratio",
     "total_spark_cpu_seconds", "total_duckdb_cpu_seconds", "total_cpu_ratio",
-    "pandas_seconds", "spark_summary_seconds", "pandas_ratio", "session_start_seconds", "extract_seconds",
+    "pandas_seconds", "spark_summary_seconds", "pandas_ratio", "duckdb_summary_seconds", "pandas_duckdb_ratio",
+    "session_start_seconds", "extract_seconds",
     "spark_mart_seconds", "check", "clean_check", "pandas_check", "spark_summary_check", "incremental", "memory_mb",
     "machine",
 )
@@ -57,13 +58,14 @@ def test_json_line_has_the_headline_figures(tiny_bench: tuple[int, dict[str, Any
     assert result["window"] == ["2024-11-02", "2024-12-31"]
     for key in ("spark_seconds", "duckdb_seconds", "ratio", "inputs_spark_seconds", "inputs_duckdb_seconds", "inputs_ratio",
                 "total_spark_seconds", "total_duckdb_seconds", "total_ratio", "pandas_seconds", "spark_summary_seconds",
-                "pandas_ratio", "session_start_seconds", "extract_seconds"):
+                "pandas_ratio", "duckdb_summary_seconds", "pandas_duckdb_ratio", "session_start_seconds", "extract_seconds"):
         assert isinstance(result[key], float) and result[key] >= 0, key
     # the headline ratio is the metric stage; the total is both stages
     assert result["ratio"] == pytest.approx(result["spark_seconds"] / result["duckdb_seconds"], rel=1e-2, abs=1e-3)
     assert result["total_spark_seconds"] == pytest.approx(result["inputs_spark_seconds"] + result["spark_seconds"], abs=2e-3)
     assert result["total_duckdb_seconds"] == pytest.approx(result["inputs_duckdb_seconds"] + result["duckdb_seconds"], abs=2e-3)
     assert result["pandas_ratio"] == pytest.approx(result["pandas_seconds"] / result["spark_summary_seconds"], rel=1e-2, abs=1e-3)
+    assert result["pandas_duckdb_ratio"] == pytest.approx(result["pandas_seconds"] / result["duckdb_summary_seconds"], rel=1e-2, abs=1e-3)
     assert list(result)[:4] == ["lines", "spark_seconds", "duckdb_seconds", "ratio"]
     assert set(result["spark_mart_seconds"]) == {"customer_profitability", "customer_rfm", "cohort_retention"}
     assert result["pipeline"] is None  # --skip-pipeline
@@ -121,6 +123,24 @@ def test_spark_lifetimes_summary_equals_pandas(tiny_bench: tuple[int, dict[str, 
     spark_summary = pd.read_parquet(workdir / "out" / "spark" / "lifetimes_summary")
     assert list(spark_summary.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value"]
     assert len(spark_summary) == check["rows_compared"] > 50
+
+
+def test_duckdb_lifetimes_summary_equals_pandas(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
+    """The third engine's summary, compared here with pandas' directly (the bench compares it with
+    Spark's), customer by customer."""
+    _, result, text, workdir = tiny_bench
+    check = result["duckdb_summary_check"]
+    assert check["ran"] is True and check["mismatches"] == 0 and check["rows_compared"] == result["pandas_check"]["rows_compared"]
+    duck = pd.read_parquet(workdir / "out" / "duckdb" / "lifetimes_summary.parquet")
+    summary = pd.read_parquet(workdir / "out" / "pandas" / "lifetimes_summary.parquet")
+    assert list(duck.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value"]
+    both = duck.merge(summary, on="customer_id", suffixes=("_duckdb", "_pandas"), how="outer", indicator=True)
+    assert len(both) == len(summary) > 50 and (both["_merge"] == "both").all()
+    assert (both["frequency_duckdb"] == both["frequency_pandas"]).all()
+    assert (both["monetary_value_pandas"] > 0).any()  # repeat buyers: the monetary value is not all zeros
+    for col in ("recency", "T", "monetary_value"):
+        assert (both[f"{col}_duckdb"] - both[f"{col}_pandas"]).abs().max() <= 1e-9, col
+    assert "lifetimes summary in DuckDB SQL" in text
 
 
 # -- the checks catch a difference ------------------------------------------------------------------

@@ -55,7 +55,7 @@ DATA_MARKER = "bench-data.json"
 PHASES = (
     "generate warehouse", "extract full history", "spark session start", "spark inputs stage", "spark metric stage",
     "spark lifetimes summary", "duckdb inputs stage", "duckdb metric stage", "checks: clean layer, marts",
-    "pandas lifetimes summary", "extract next day", "pipeline full", "pipeline next day",
+    "pandas lifetimes summary", "duckdb lifetimes summary", "extract next day", "pipeline full", "pipeline next day",
 )
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Bench:
             bar.close()
 
     def _phases(self, sampler: Any, bar: PhaseBar) -> dict[str, Any]:
-        from jobs.bench.duckdb_reference import check_clean, check_lifetimes, check_marts, clean_dir
+        from jobs.bench.duckdb_reference import SUMMARY, check_clean, check_lifetimes, check_marts, clean_dir
         from jobs.bench.spark_job import (
             BENCH_MARTS,
             run_inputs_stage,
@@ -314,6 +314,20 @@ class Bench:
                                              "frequency/recency/T/monetary only, own process", cpu=pd_res.get("cpu_seconds")))
         out["pandas_target_met"] = out["pandas_ratio"] is not None and out["pandas_ratio"] >= PANDAS_TARGET_RATIO
         spark_summary_phase.note += f"; pandas / Spark = {out['pandas_ratio']:.2f}" if out["pandas_ratio"] else ""
+
+        # the same summary in DuckDB SQL: how far below pandas one machine's fastest engine gets
+        with bar.phase("duckdb lifetimes summary"):
+            ref_summary = _child("jobs.bench.duckdb_reference", ["--stage", "summary", *common], timeout=None)
+        out["duckdb_summary_seconds"] = ref_summary["seconds"]
+        out["duckdb_summary_cpu_seconds"] = ref_summary.get("cpu_seconds")
+        out["pandas_duckdb_ratio"] = _ratio(out["pandas_seconds"], ref_summary["seconds"])
+        dcheck = check_lifetimes(spark_summary_dir, ref_dir / f"{SUMMARY}.parquet", "spark summary = duckdb summary")
+        out["duckdb_summary_check"] = dcheck.as_dict()
+        mismatches += dcheck.total
+        vs_pandas = f"; pandas / DuckDB = {out['pandas_duckdb_ratio']:.2f}" if out["pandas_duckdb_ratio"] else ""
+        self.phases.append(Phase("duckdb lifetimes summary", ref_summary["seconds"], lines, ref_summary.get("peak_rss_mb"), None,
+                                 f"{ref_summary.get('threads')} threads, own process{vs_pandas}",
+                                 cpu=ref_summary.get("cpu_seconds")))
 
         # 5. the next day's extraction into the same lake --------------------------------------------
         with bar.phase("extract next day"), sampler.phase() as mem, _stdout_to_stderr():
@@ -503,7 +517,7 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
             "spark_cpu_seconds", "duckdb_cpu_seconds", "cpu_ratio",
             "inputs_spark_cpu_seconds", "inputs_duckdb_cpu_seconds", "inputs_cpu_ratio",
             "total_spark_cpu_seconds", "total_duckdb_cpu_seconds", "total_cpu_ratio",
-            "pandas_seconds", "spark_summary_seconds", "pandas_ratio",
+            "pandas_seconds", "spark_summary_seconds", "pandas_ratio", "duckdb_summary_seconds", "pandas_duckdb_ratio",
             "session_start_seconds", "extract_seconds", "checks_passed", "mismatches"]
     rounded = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
     return {**{k: rounded.get(k) for k in head}, **{k: v for k, v in rounded.items() if k not in head}}
@@ -571,6 +585,10 @@ def print_table(result: dict[str, Any]) -> None:
               f"{'met' if result['pandas_target_met'] else 'NOT met'})")
     else:
         print(f"lifetimes summary: Spark {result['spark_summary_seconds']:.2f} s; pandas {result.get('pandas_skipped', 'not run')}")
+    if result.get("duckdb_summary_seconds") is not None:
+        vs = f", pandas / DuckDB = {result['pandas_duckdb_ratio']:.2f}" if result.get("pandas_duckdb_ratio") else ""
+        print(f"lifetimes summary in DuckDB SQL: {result['duckdb_summary_seconds']:.2f} s{vs} (the 10x target measured on "
+              "the fastest single-machine engine)")
     inc = result["incremental"]
     summary = f"incremental: next-day extract / full extract = {inc['extract_ratio']:.3f}"
     if inc.get("update_ratio") is not None:
@@ -591,6 +609,9 @@ def print_table(result: dict[str, Any]) -> None:
     if result.get("spark_summary_check"):
         c = result["spark_summary_check"]
         print(f"check Spark summary = pandas: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")
+    if result.get("duckdb_summary_check"):
+        c = result["duckdb_summary_check"]
+        print(f"check Spark summary = DuckDB summary: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")
     if not result["checks_passed"]:
         print("CHECK FAILED: the engines disagree (see the mismatch counts above)")
 

@@ -1,11 +1,14 @@
 """The DuckDB reference (reference_inputs.sql, reference_marts.sql) and the checks that compare
 other engines' output with it.
 
-Two stages, each run as a child process so its time, CPU and peak memory are its own:
+Two stages, and the lifetimes summary, each run as a child process so its time, CPU and peak
+memory are its own:
     python -m jobs.bench.duckdb_reference --stage inputs --lake LAKE --snapshot D --out DIR
         raw lake -> latest versions + validity rules -> DIR/clean/<table>.parquet
     python -m jobs.bench.duckdb_reference --stage marts --lake LAKE --snapshot D --out DIR
         the lake's clean layer (written by Spark's inputs stage) -> DIR/<mart>.parquet
+    python -m jobs.bench.duckdb_reference --stage summary --lake LAKE --snapshot D --out DIR
+        the raw lake's orders -> DIR/lifetimes_summary.parquet (pandas_summary's conventions)
 each prints one JSON line: seconds, per-statement seconds, peak RSS, CPU seconds, row counts.
 
 The checks run in DuckDB over the Parquet files each engine wrote: no engine's customer-level
@@ -31,9 +34,10 @@ from jobs.snapshot_inputs import CLEAN_TABLES
 from schemas.source import CURRENCIES, INTERACTION_TYPES, ORDER_STATUSES, SALES_CHANNELS, SOURCE_BY_NAME
 from schemas.types import Table, sql_type
 
-STAGES = ("inputs", "marts")
+STAGES = ("inputs", "marts", "summary")
 REFERENCE_SQL = {stage: Path(__file__).with_name(f"reference_{stage}.sql") for stage in STAGES}
 MARTS = ("customer_profitability", "customer_rfm", "cohort_retention")
+SUMMARY = "lifetimes_summary"
 FLOAT_TOLERANCE = 1e-9
 
 
@@ -86,8 +90,9 @@ def run_reference(
     stage: str, lake_root: Path, snapshot: date, out: Path, max_order_amount: float = 100_000.0, threads: int | None = None
 ) -> dict[str, Any]:
     """Run one stage of the reference. `inputs`: read the raw lake, write the clean tables to
-    `out`/clean; `marts`: read the lake's clean layer, write the three marts to `out`. Timed from
-    connect to the last file written (the row counts after that are not timed)."""
+    `out`/clean; `marts`: read the lake's clean layer, write the three marts to `out`; `summary`:
+    read the raw orders, write `out`/lifetimes_summary.parquet. Timed from connect to the last
+    file written (the row counts after that are not timed)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}: one of {STAGES}")
     written = clean_dir(out) if stage == "inputs" else out
@@ -105,7 +110,7 @@ def run_reference(
             conn.execute(stmt)
             statements.append({"sql": _label(stmt.query), "seconds": round(time.perf_counter() - t, 3)})
         seconds = time.perf_counter() - started
-        names = CLEAN_TABLES if stage == "inputs" else MARTS
+        names = {"inputs": CLEAN_TABLES, "marts": MARTS, "summary": (SUMMARY,)}[stage]
         rows = {n: _count(conn, f"SELECT count(*) FROM read_parquet('{_path(written / n)}.parquet')") for n in names}
     finally:
         conn.close()

@@ -1,0 +1,45 @@
+-- crm-metrics bench: the lifetimes-style summary (frequency, recency, T, monetary_value) in
+-- DuckDB SQL, from the raw lake's orders: the third engine beside pandas
+-- (jobs/bench/pandas_summary.py) and Spark (jobs/bench/spark_job.py lifetimes_summary), with the
+-- same conventions: the latest version of each order by updated_at, no validity rules, a
+-- purchase occasion = a customer-day with an order neither cancelled nor refunded (a null status
+-- counts, as pandas' `~isin`), spend = gross - discount - refund in integer cents, the first
+-- occasion left out of the monetary value, weeks = days / 7.
+--
+-- Placeholders filled in by jobs/bench/duckdb_reference.py:
+--   {raw}               lake raw folder          {snapshot}      YYYY-MM-DD
+--   {out}               output folder
+-- Run by hand: fill them in, then `duckdb < reference_summary.sql`.
+
+-- timestamps are UTC by contract
+SET TimeZone = 'UTC';
+
+COPY (
+    WITH latest AS (
+        SELECT unnest(arg_max({{'customer_id': customer_id, 'ordered_at': ordered_at, 'status': status,
+                                'spend': CAST((gross_amount - discount_amount - refund_amount) * 100 AS BIGINT)}},
+                              updated_at))
+        FROM read_parquet('{raw}/orders/extract_date=*/*.parquet', hive_partitioning = true)
+        WHERE extract_date <= DATE '{snapshot}'
+        GROUP BY order_id
+    ),
+    occasions AS (
+        SELECT customer_id, CAST(CAST(ordered_at AS TIMESTAMP) AS DATE) AS day, sum(spend) AS spend
+        FROM latest
+        WHERE (status IS NULL OR status NOT IN ('cancelled', 'refunded'))
+          AND customer_id IS NOT NULL AND ordered_at IS NOT NULL
+        GROUP BY ALL
+    ),
+    per AS (
+        SELECT customer_id, min(day) AS first, max(day) AS last, count(*) - 1 AS frequency,
+               sum(spend) - arg_min(spend, day) AS repeat_cents
+        FROM occasions
+        GROUP BY customer_id
+    )
+    SELECT customer_id,
+           CAST(frequency AS INTEGER) AS frequency,
+           date_diff('day', first, last) / 7.0 AS recency,
+           date_diff('day', first, DATE '{snapshot}') / 7.0 AS "T",
+           CASE WHEN frequency > 0 THEN (CAST(repeat_cents AS DOUBLE) / 100.0) / frequency ELSE 0.0 END AS monetary_value
+    FROM per
+) TO '{out}/lifetimes_summary.parquet' (FORMAT parquet);
