@@ -9,9 +9,9 @@
    the raw lake, jobs/bench/reference_marts.sql over the clean layer Spark wrote), whose clean
    tables and marts must equal Spark's (a mismatch fails the command). The metric stage is the
    one the 3x target is about; the inputs stage and the total are reported beside it;
-3. a lifetimes-style summary (frequency, recency, T, monetary_value) in Spark and in pandas from
-   the same raw orders, up to --pandas-max-lines, checked against each other and against Spark's
-   customer_rfm;
+3. a lifetimes-style summary (frequency, recency, T, monetary_value) in Spark, in pandas (up to
+   --pandas-max-lines) and in DuckDB SQL (jobs/bench/reference_summary.sql) from the same raw
+   orders, checked against each other and against Spark's customer_rfm;
 4. the whole pipeline for the snapshot date, per step (jobs.pipeline.run_all), unless
    --skip-pipeline;
 5. the next day's incremental run against the full one: extraction alone and the whole run.
