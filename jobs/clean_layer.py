@@ -55,9 +55,9 @@ VERSIONED = ("orders", "order_items", "interactions")
 CURRENT = ("customers", "products", "marketing_spend")
 EVENT_TIME = {"orders": "ordered_at", "interactions": "occurred_at"}
 # reasons that a newly arrived customer or product can clear
+CONTEXT_REASONS = {"orphan_customer_id": "customer_id", "unknown_product": "product_id"}
 # the most rows of one table's day of changes whose keys are broadcast in the incremental plan
 BROADCAST_MAX_ROWS = 1_000_000
-CONTEXT_REASONS = {"orphan_customer_id": "customer_id", "unknown_product": "product_id"}
 
 
 # -- paths ---------------------------------------------------------------------------------------
