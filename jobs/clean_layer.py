@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import reduce
+from functools import partial, reduce
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from pyspark.sql import functions as F
 
 from jobs.extract import exported_table
 from jobs.lake import Lake
+from jobs.parallel import in_parallel
 from jobs.quality import rules
 from jobs.snapshot_inputs import CLEAN_TABLES, SnapshotInputs, latest_versions, read_raw
 from schemas.source import SOURCE_BY_NAME
@@ -212,9 +213,9 @@ class CleanPlan:
         lake, d = self.lake, self.snapshot
         state_path(lake, d).unlink(missing_ok=True)  # until rewritten, the layer counts as incomplete
         prev_day = d - timedelta(days=1)
-        months = with_event_month(self.inputs.checked())
-        for table, df in months.items():
-            df = df.drop("extract_date").persist(StorageLevel.MEMORY_AND_DISK)
+
+        def write_table(table: str, checked: DataFrame) -> None:
+            df = checked.drop("extract_date").persist(StorageLevel.MEMORY_AND_DISK)
             try:
                 write_months(
                     lake, rules.valid(df), clean_partition(lake, table, d),
@@ -226,8 +227,12 @@ class CleanPlan:
                 )
             finally:
                 df.unpersist()
-        for table in CURRENT:
-            write_plain(lake, getattr(self.inputs, table), clean_partition(lake, table, d))
+
+        months = with_event_month(self.inputs.checked())
+        in_parallel(
+            [partial(write_table, table, df) for table, df in months.items()]
+            + [partial(write_plain, lake, getattr(self.inputs, table), clean_partition(lake, table, d)) for table in CURRENT]
+        )
         rows = clean_rows(lake, d)
         build_id = uuid.uuid4().hex
         state = {

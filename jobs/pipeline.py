@@ -101,6 +101,11 @@ def _rule_params(ctx: RunContext, spark: Any) -> Any:
     return RuleParams(ctx.snapshot, company_start, ctx.params.max_order_amount)
 
 
+def _run_key(ctx: RunContext) -> str:
+    """One run of one lake: its validation results make up the lake's Data Docs."""
+    return f"{ctx.lake_root}|{ctx.snapshot.isoformat()}|{ctx.run_id}"
+
+
 def extract_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.extract import extract
 
@@ -111,11 +116,12 @@ def extract_step(ctx: RunContext) -> dict[str, Any]:
 def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.clean_layer import prepare
     from jobs.publish import ensure_marts
-    from jobs.quality.gates import build_data_docs
+    from jobs.quality.gates import begin_run, build_data_docs
     from jobs.quality.raw_gate import GATE, raise_on_failure, validate_raw
     from jobs.quality.records import store_dq_results, store_quarantine
 
     spark = _spark()
+    begin_run(_run_key(ctx))
     params = _rule_params(ctx, spark)
     coverage = ctx.lake.coverage().get(ctx.snapshot, {})
     full = bool(coverage.get("full_refresh", coverage.get("window_start", "") is None))
@@ -194,7 +200,7 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
 
 
 def validate_marts_step(ctx: RunContext) -> dict[str, Any]:
-    from jobs.quality.gates import GateFailed, build_data_docs
+    from jobs.quality.gates import GateFailed, begin_run, build_data_docs
     from jobs.quality.mart_gate import GATE, validate_marts
     from jobs.quality.records import store_dq_results
     from jobs.snapshot_inputs import read_clean
@@ -202,6 +208,7 @@ def validate_marts_step(ctx: RunContext) -> dict[str, Any]:
     from schemas.marts import METRIC_MARTS
 
     spark = _spark()
+    begin_run(_run_key(ctx))
     clean = read_clean(spark, ctx.lake, ctx.snapshot)
     marts = {t.name: read_mart(spark, ctx.lake, t.name, ctx.snapshot).cache() for t in METRIC_MARTS}
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +18,7 @@ from jobs.lake import Lake
 from jobs.metrics import channels, clv, cohorts, customers, movements, portfolio, segments
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
+from jobs.parallel import in_parallel
 from jobs.snapshot_inputs import CleanInputs
 from schemas.marts import METRIC_MARTS
 from schemas.types import Table, spark_type_ddl
@@ -108,9 +110,10 @@ def build_marts(
 
 
 def write_marts(lake: Lake, snapshot: date, built: BuiltMarts) -> dict[str, int]:
-    """Write each mart's snapshot partition: staged, then renamed into place. Returns row counts."""
-    counts: dict[str, int] = {}
-    for name, df in built.marts.items():
+    """Write each mart's snapshot partition: staged, then renamed into place, a few marts at a
+    time (jobs.parallel). Returns row counts."""
+
+    def write_one(name: str, df: DataFrame) -> int:
         parent = lake.mart_table(name)
         staging = lake.staging(parent)
         try:
@@ -119,9 +122,13 @@ def write_marts(lake: Lake, snapshot: date, built: BuiltMarts) -> dict[str, int]
             lake.replace(staging / "data", lake.mart_partition(name, snapshot))
         finally:
             lake.clean_staging(parent)
-        counts[name] = parquet_rows(lake.mart_partition(name, snapshot))
-        log.info("mart %s: %s rows for %s", name, counts[name], snapshot)
-    return counts
+        rows = parquet_rows(lake.mart_partition(name, snapshot))
+        log.info("mart %s: %s rows for %s", name, rows, snapshot)
+        return rows
+
+    names = list(built.marts)
+    counts = in_parallel([partial(write_one, name, built.marts[name]) for name in names])
+    return dict(zip(names, counts, strict=True))
 
 
 def parquet_rows(folder: Path) -> int:

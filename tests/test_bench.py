@@ -105,13 +105,7 @@ def test_pandas_summary_equals_spark_rfm_for_every_customer(tiny_bench: tuple[in
     _, result, _, workdir = tiny_bench
     assert result["pandas_check"]["ran"] is True and result["pandas_check"]["mismatches"] == 0
     spark_rfm = pd.read_parquet(workdir / "lake" / "marts" / "customer_rfm" / f"snapshot_date={result['snapshot']}")
-    summary = pd.read_parquet(workdir / "out" / "pandas" / "lifetimes_summary.parquet")
-    assert len(spark_rfm) > 50
-    assert set(spark_rfm["customer_id"]) == set(summary["customer_id"])
-    both = spark_rfm.merge(summary, on="customer_id", suffixes=("_spark", "_pandas"))
-    assert (both["frequency_spark"] == both["frequency_pandas"]).all()
-    for col in ("recency", "T", "monetary_value"):
-        assert (both[f"{col}_spark"] - both[f"{col}_pandas"]).abs().max() <= 1e-9, col
+    both = _same_summary_as_pandas(spark_rfm, workdir, "spark")
     # weeks = days / 7: a whole number of days in every value
     assert ((both["T_pandas"] * 7).round(9) % 1 == 0).all()
 
@@ -132,15 +126,22 @@ def test_duckdb_lifetimes_summary_equals_pandas(tiny_bench: tuple[int, dict[str,
     check = result["duckdb_summary_check"]
     assert check["ran"] is True and check["mismatches"] == 0 and check["rows_compared"] == result["pandas_check"]["rows_compared"]
     duck = pd.read_parquet(workdir / "out" / "duckdb" / "lifetimes_summary.parquet")
-    summary = pd.read_parquet(workdir / "out" / "pandas" / "lifetimes_summary.parquet")
     assert list(duck.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value"]
-    both = duck.merge(summary, on="customer_id", suffixes=("_duckdb", "_pandas"), how="outer", indicator=True)
+    _same_summary_as_pandas(duck, workdir, "duckdb")
+    assert "lifetimes summary in DuckDB SQL" in text
+
+
+def _same_summary_as_pandas(other: pd.DataFrame, workdir: Path, engine: str) -> pd.DataFrame:
+    """`other` has pandas' summary customers, and per customer the same frequency and, to 1e-9,
+    recency, T and monetary value. Returns the two side by side (suffixes _<engine>, _pandas)."""
+    summary = pd.read_parquet(workdir / "out" / "pandas" / "lifetimes_summary.parquet")
+    both = other.merge(summary, on="customer_id", suffixes=(f"_{engine}", "_pandas"), how="outer", indicator=True)
     assert len(both) == len(summary) > 50 and (both["_merge"] == "both").all()
-    assert (both["frequency_duckdb"] == both["frequency_pandas"]).all()
+    assert (both[f"frequency_{engine}"] == both["frequency_pandas"]).all()
     assert (both["monetary_value_pandas"] > 0).any()  # repeat buyers: the monetary value is not all zeros
     for col in ("recency", "T", "monetary_value"):
-        assert (both[f"{col}_duckdb"] - both[f"{col}_pandas"]).abs().max() <= 1e-9, col
-    assert "lifetimes summary in DuckDB SQL" in text
+        assert (both[f"{col}_{engine}"] - both[f"{col}_pandas"]).abs().max() <= 1e-9, col
+    return both
 
 
 # -- the checks catch a difference ------------------------------------------------------------------
