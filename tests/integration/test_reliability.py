@@ -37,7 +37,8 @@ def test_driver_killed_mid_write_leaves_no_partial_partition(source: str, tmp_pa
     proc = start_paused(code, "mart_written_before_rename", marker)
     os.killpg(proc.pid, signal.SIGKILL)  # the Python driver and its JVM, no goodbye
     proc.wait()
-    # the first mart's files were written to staging but never renamed into place
+    # marts are written three at a time: the first one's files went to staging (or were on their
+    # way) but were never renamed into place
     first_mart = Lake.at(lake).mart_table("customer_profitability")
     assert not (first_mart / f"snapshot_date={D1}").exists()
     assert list((first_mart / "_staging").iterdir())  # invisible to readers: Spark skips '_' folders
