@@ -316,13 +316,16 @@ def _why_not_incremental(spark: SparkSession, lake: Lake, snapshot: date, params
     return None
 
 
+def _broadcast_if(df: DataFrame, small: bool) -> DataFrame:
+    """`df` marked for a broadcast join when it is small (a day's changed keys, see BROADCAST_MAX_ROWS)."""
+    return F.broadcast(df) if small else df
+
+
 def _null_safe_match(left: DataFrame, right: DataFrame, key: list[str], how: str, broadcast: bool = False) -> DataFrame:
     """A semi or anti join on `key` where a null key matches a null key (as the rules group them).
     `broadcast`: `right` is small (a day's changed keys), so the left side, a whole layer, is
     probed in place instead of shuffled and sorted."""
-    right = right.select(*[F.col(k).alias(f"_match_{k}") for k in key])
-    if broadcast:
-        right = F.broadcast(right)
+    right = _broadcast_if(right.select(*[F.col(k).alias(f"_match_{k}") for k in key]), broadcast)
     cond = reduce(lambda a, b: a & b, [left[k].eqNullSafe(right[f"_match_{k}"]) for k in key])
     return left.join(right, cond, how)
 
@@ -360,7 +363,7 @@ def _incremental(spark: SparkSession, lake: Lake, d: date, params: rules.RulePar
         sources.append(_null_safe_match(before[t].select(*keys[t], EVENT_MONTH), changed[t], keys[t], "left_semi", small[t]))
     # a changed line rebuilds its order's month, old and new
     line_orders = day["order_items"].select("order_id").distinct()
-    sources.append(before["orders"].join(F.broadcast(line_orders) if small["order_items"] else line_orders, "order_id", "left_semi"))
+    sources.append(before["orders"].join(_broadcast_if(line_orders, small["order_items"]), "order_id", "left_semi"))
     sources.append(
         day["orders"].join(line_orders, "order_id", "left_semi").select(F.date_format("ordered_at", "yyyy-MM").alias(EVENT_MONTH))
     )
