@@ -35,7 +35,7 @@ from jobs.quality.rules import RuleParams
 from jobs.snapshot_inputs import company_start_default, read_raw
 from jobs.warehouse import open_warehouse
 
-START, FULL_DAY, LAST_DAY = date(2023, 1, 1), date(2024, 3, 27), date(2024, 3, 31)
+START, FULL_DAY, LAST_DAY = date(2023, 1, 1), date(2024, 3, 27), date(2024, 3, 30)
 
 
 def _params(spark: SparkSession, lake: Lake, d: date) -> RuleParams:
@@ -96,12 +96,12 @@ def _change_source(wh: object, spark: SparkSession, lake: Lake, d: date, scratch
     ex = wh.execute  # type: ignore[attr-defined]
     q = wh.query  # type: ignore[attr-defined]
     day = d - FULL_DAY
-    if day == timedelta(days=1):  # an old order moves to another month; a line changes alone
+    if day == timedelta(days=2):  # an old order moves to another month; a line changes alone
         (oid,) = q("SELECT order_id FROM crm.orders WHERE ordered_at < '2024-02-01' AND status = 'completed' ORDER BY order_id LIMIT 1")[0]
         ex(f"UPDATE crm.orders SET ordered_at = TIMESTAMP '2024-03-05 09:00:00', updated_at = TIMESTAMP '{_at(d, 8)}' WHERE order_id = '{oid}'")
         (oid2,) = q("SELECT order_id FROM crm.order_items WHERE order_id <> ? ORDER BY order_id LIMIT 1", [oid])[0]
         ex(f"UPDATE crm.order_items SET quantity = quantity + 1, updated_at = TIMESTAMP '{_at(d, 9)}' WHERE order_id = '{oid2}' AND line_number = 1")
-    if day == timedelta(days=2):  # an order of a customer who does not exist yet; an order dated tomorrow
+    if day == timedelta(days=1):  # an order of a customer who does not exist yet; an order dated tomorrow
         row = q("SELECT * FROM crm.orders ORDER BY order_id LIMIT 1")[0]
         cols = [c for c in ("order_id", "customer_id", "ordered_at", "channel", "status", "currency",
                             "gross_amount", "discount_amount", "refund_amount", "shipping_cost", "updated_at")]
@@ -109,12 +109,12 @@ def _change_source(wh: object, spark: SparkSession, lake: Lake, d: date, scratch
         for oid_new, cust, ordered in (("ghost-order", "ghost", _at(d, 7)), ("tomorrow-order", values["customer_id"], _at(d + timedelta(days=1), 6))):
             v = {**values, "order_id": oid_new, "customer_id": cust, "ordered_at": ordered, "updated_at": _at(d, 10)}
             ex(f"INSERT INTO crm.orders ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [v[c] for c in cols])
-    if day == timedelta(days=3):  # the ghost customer arrives
+    if day == timedelta(days=2):  # the ghost customer arrives
         cols = [r[0] for r in q("SELECT column_name FROM information_schema.columns WHERE table_schema='crm' AND table_name='customers' ORDER BY ordinal_position")]
         row = dict(zip(cols, q("SELECT * FROM crm.customers ORDER BY customer_id LIMIT 1")[0], strict=True))
         row.update(customer_id="ghost", updated_at=_at(d, 5))
         ex(f"INSERT INTO crm.customers ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
-    if day == timedelta(days=4):  # the twin order gets a newer single version: both months rebuilt
+    if day == timedelta(days=3):  # the twin order gets a newer single version: both months rebuilt
         row = q("SELECT * FROM crm.orders WHERE status = 'completed' ORDER BY order_id DESC LIMIT 1")[0]
         cols = [r[0] for r in q("SELECT column_name FROM information_schema.columns WHERE table_schema='crm' AND table_name='orders' ORDER BY ordinal_position")]
         v = dict(zip(cols, row, strict=True))
@@ -126,7 +126,7 @@ def _write_to_lake(spark: SparkSession, lake: Lake, d: date, scratch: Path) -> N
     """Rows no source table can hold, added to the day's raw partition after its extraction:
     two different rows of one order at the same updated_at, in different months, and an
     interaction with a null key."""
-    if d - FULL_DAY == timedelta(days=2):
+    if d - FULL_DAY == timedelta(days=1):
         base = read_raw(spark, lake, "orders", FULL_DAY).where(F.col("ordered_at") < F.lit("2024-02-01").cast("timestamp")).orderBy("order_id").limit(1)
         twins = base.select(
             F.lit("twin-order").alias("order_id"), *[c for c in base.columns if c not in ("order_id", "ordered_at", "updated_at")],
@@ -166,8 +166,8 @@ def test_daily_layer_equals_full_rebuild(spark: SparkSession, tmp_path: Path) ->
     # not everything was rebuilt: the point of the layer
     all_months = {p.name for p in clean_partition(inc, "orders", LAST_DAY).iterdir()}
     assert all(len(months) < len(all_months) for _, _, months in later), (modes, all_months)
-    # the twin order (rows in January and March at one updated_at) pulled January into day 3
-    assert "2024-01" in modes[FULL_DAY + timedelta(days=2)][2]
+    # the twin order (rows in January and March at one updated_at) pulled January into the first day
+    assert "2024-01" in modes[FULL_DAY + timedelta(days=1)][2]
     state = read_state(inc, LAST_DAY)
     assert state is not None and state["base_build"] == read_state(inc, LAST_DAY - timedelta(days=1))["build_id"]  # type: ignore[index]
 
