@@ -31,7 +31,8 @@ MART_ASSETS = [Asset(name=f"crm_marts.{m}", uri=f"crm-metrics://marts/{m}") for 
 
 _DEFAULTS = RunParams()
 PARAMS = {
-    "full_refresh": Param(_DEFAULTS.full_refresh, type="boolean", description="Extract all history up to the snapshot and replace the lake's partitions."),
+    "full_refresh": Param(_DEFAULTS.full_refresh, type="boolean", description="Read every source row (not only those changed since the lake's watermark) and record vanished keys as deletions; nothing captured before is removed."),
+    "extract_lookback_minutes": Param(_DEFAULTS.extract_lookback_minutes, type="integer", minimum=0, description="Re-read source changes from this long before the lake's watermark (rows committed late)."),
     "quarantine_max_rate": Param(_DEFAULTS.quarantine_max_rate, type="number", minimum=0, maximum=1, description="Fail the run when more than this share of the run's rows is quarantined."),
     "row_count_min_ratio": Param(_DEFAULTS.row_count_min_ratio, type="number", minimum=0, description="Fail when the day's rows fall below this multiple of the recent daily mean."),
     "row_count_max_ratio": Param(_DEFAULTS.row_count_max_ratio, type="number", minimum=0, description="Fail when the day's rows exceed this multiple of the recent daily mean."),

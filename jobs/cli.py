@@ -40,6 +40,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "export a published snapshot to S3 as Parquet with a manifest (customer ids as keyed hashes)",
         "crm-metrics export --date 2024-12-31 --to s3://bucket/crm",
     ),
+    "maintain": (
+        "jobs.maintain",
+        "compact the lake's Delta tables and delete files outside the retention window",
+        "crm-metrics maintain --retain-hours 168 --keep-snapshots 7",
+    ),
     "bench": (
         "jobs.bench",
         "benchmark Spark against a DuckDB SQL reference (inputs stage, metric stage) and pandas",

@@ -91,6 +91,9 @@ class RunParams:
     """
 
     full_refresh: bool = False
+    # extraction: re-read changes from this long before the lake's watermark (rows committed late
+    # with an older updated_at); the MERGE keeps the rerun idempotent
+    extract_lookback_minutes: int = 60
     # quality gate
     quarantine_max_rate: float = 0.01
     row_count_min_ratio: float = 0.2

@@ -45,11 +45,11 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,13 +57,13 @@ import pyarrow.parquet as pq
 from jobs.config import mask_secrets, mask_url, warehouse_url
 from jobs.faults import maybe_fail
 from jobs.pseudonymize import CUSTOMER_KEY_COLUMNS, CustomerKey, load_key, pseudonymize_table
+from jobs.s3 import EXPORT_CONN_ID, S3Connection, S3Error
 from jobs.warehouse import Warehouse, open_warehouse, quote_ident
 from schemas.marts import MARTS_SCHEMA, METRIC_MARTS
 from schemas.types import Table, arrow_schema
 
 log = logging.getLogger(__name__)
 
-EXPORT_CONN_ID = "crm_export"
 EXPORT_URL_ENV = "CRM_METRICS_EXPORT_URL"
 PARTITION_COLUMN = "snapshot_date"
 MANIFEST_DIR = "_manifests"
@@ -75,84 +75,11 @@ FAULT_BEFORE_MANIFEST = "export_before_manifest"
 MiB = 1024 * 1024
 
 
-class ExportError(RuntimeError):
-    """An export problem the user can act on; the message never contains credentials."""
+# An export problem the user can act on; the message never contains credentials.
+ExportError = S3Error
 
 
 # -- settings -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class S3Connection:
-    """Endpoint and credentials for S3 (the Airflow connection `crm_export`, conn_type aws).
-
-    Every field is optional: what is missing comes from boto3's default chain (environment,
-    shared config, instance role). The secret never appears in repr or messages.
-    """
-
-    access_key_id: str | None = None
-    secret_access_key: str | None = field(default=None, repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    endpoint_url: str | None = None
-    region_name: str | None = None
-
-    @classmethod
-    def from_airflow_value(cls, value: str) -> S3Connection:
-        """Parse an `AIRFLOW_CONN_*` value, URI form
-        (`aws://KEY:SECRET@/?endpoint_url=http%3A%2F%2Fhost%3A5000&region_name=us-east-1`) or JSON
-        form (`{"conn_type": "aws", "login": ..., "password": ..., "extra": {...}}`)."""
-        value = value.strip()
-        if value.startswith("{"):
-            try:
-                conn = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ExportError(
-                    f"connection {EXPORT_CONN_ID}: JSON form does not parse ({exc.msg})"
-                ) from None
-            raw = conn.get("extra") or {}
-            if isinstance(raw, str):
-                raw = json.loads(raw) if raw.strip() else {}
-            return cls._build(conn.get("login"), conn.get("password"), dict(raw))
-        parts = urlsplit(value)
-        if not parts.scheme:
-            raise ExportError(
-                f"connection {EXPORT_CONN_ID}: expected aws://KEY:SECRET@/?endpoint_url=... or JSON"
-            )
-        extra_pairs = dict(parse_qsl(parts.query, keep_blank_values=True))
-        extra: dict[str, Any] = {}
-        if "__extra__" in extra_pairs:
-            extra.update(json.loads(extra_pairs.pop("__extra__")))
-        extra.update(extra_pairs)
-        login = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password else None
-        return cls._build(login, password, extra)
-
-    @classmethod
-    def from_airflow(cls, conn: Any) -> S3Connection:
-        """From an Airflow `Connection` object (e.g. `BaseHook.get_connection("crm_export")` inside a
-        task, which also covers secrets backends); only its attributes are used, no Airflow import."""
-        extra = getattr(conn, "extra_dejson", None) or {}
-        return cls._build(getattr(conn, "login", None), getattr(conn, "password", None), dict(extra))
-
-    @classmethod
-    def from_env(cls, conn_id: str = EXPORT_CONN_ID) -> S3Connection | None:
-        """The connection from `AIRFLOW_CONN_<CONN_ID>`, or None when the variable is unset."""
-        value = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-        return cls.from_airflow_value(value) if value and value.strip() else None
-
-    @classmethod
-    def _build(cls, login: str | None, password: str | None, extra: dict[str, Any]) -> S3Connection:
-        service = ((extra.get("service_config") or {}).get("s3") or {}) if isinstance(extra, dict) else {}
-        return cls(
-            access_key_id=login or extra.get("aws_access_key_id") or None,
-            secret_access_key=password or extra.get("aws_secret_access_key") or None,
-            session_token=extra.get("aws_session_token") or None,
-            endpoint_url=service.get("endpoint_url")
-            or extra.get("endpoint_url")
-            or extra.get("host")
-            or None,
-            region_name=extra.get("region_name") or None,
-        )
-
-
 @dataclass(frozen=True)
 class TransferSettings:
     """How files are cut and uploaded. Defaults suit marts of a few million rows."""

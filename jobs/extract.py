@@ -1,23 +1,42 @@
-"""Extract: rows that changed in the run's window, from the warehouse into the lake.
+"""Extract: every version of every source row the lake has not seen yet, into the raw Delta tables.
 
-Incremental tables (orders, order_items, interactions) are taken by `updated_at` and written into
-the partition of the day each row was last updated; every version is kept, so snapshot D can be
-rebuilt from the latest version of each row updated on or before D, whatever order runs happen
-in. The small current-state tables (customers, products, marketing_spend) are copied whole into
-the partition of the run's date. PII columns never leave the warehouse.
+Grain of a raw table: one row per captured version (the source's key + `updated_at`), plus when
+and by which run it was captured. Every source table is versioned this way, customers, products
+and marketing spend included, so snapshot D reads every table as of D (jobs.snapshot_inputs).
+
+An extraction reads the rows updated since the table's watermark (its newest captured
+`updated_at`) minus a lookback, which catches rows committed late with an older `updated_at`;
+the first run of a table, or a full refresh, reads everything. The versions are MERGEd in on
+every column (insert only), so rerunning any date's extraction adds nothing twice and removes
+nothing: a raw table is append-only (`delta.appendOnly`). A full extraction also records keys
+that vanished from the source as tombstone versions (`_deleted`), so later snapshots drop them
+and earlier ones keep them. PII columns never leave the warehouse.
+
+A lake belongs to one source: the raw tables carry the source's identity as a table property,
+and an extraction from another warehouse is refused.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
+import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from functools import reduce
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.config import mask_url
+from jobs.delta import retry_conflicts
 from jobs.lake import Lake
 from jobs.warehouse import Warehouse, quote_ident
-from schemas.source import INCREMENTAL_TABLES, SOURCE_SCHEMA, SOURCE_TABLES
-from schemas.types import Table, decimal_parts, sql_type
+from schemas.source import SOURCE_SCHEMA, SOURCE_TABLES
+from schemas.types import Table, decimal_parts, spark_type_ddl, sql_type
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +53,33 @@ _TYPE_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
+# the lake's own columns on every raw version
+DELETED = "_deleted"
+CAPTURED_FOR = "_captured_for"
+CAPTURED_RUN = "_captured_run"
+BOOKKEEPING_DDL = f"`{DELETED}` BOOLEAN, `{CAPTURED_FOR}` DATE, `{CAPTURED_RUN}` STRING"
+SOURCE_PROPERTY = "crm_metrics.source"
+DEFAULT_LOOKBACK = timedelta(hours=1)
+
+
 class SchemaDriftError(RuntimeError):
     """A source table lacks a required column or a column changed type."""
 
 
+class ForeignSourceError(RuntimeError):
+    """The lake holds another source's history."""
+
+
 @dataclass
 class ExtractResult:
+    """Versions added per table (`rows`), rows read from the source, tombstones recorded."""
+
     snapshot_date: date
     full_refresh: bool
     rows: dict[str, int] = field(default_factory=dict)
+    rows_read: dict[str, int] = field(default_factory=dict)
+    tombstones: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, str | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -85,77 +122,172 @@ def check_source_schema(wh: Warehouse, schema: str, table: Table) -> list[str]:
     return [f"{schema}.{table.name}: ignoring column(s) not in the contract: {', '.join(extra)}"] if extra else []
 
 
-def _select_sql(wh: Warehouse, schema: str, table: Table, incremental: bool, full: bool) -> str:
+def source_identity(url: str, schema: str = SOURCE_SCHEMA) -> str:
+    """What names a source whatever the spelling of its URL: the database (host, port, name) or
+    the DuckDB file's absolute path, and the schema. No user or password."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith("duckdb"):
+        path = url.split(":///", 1)[1] if ":///" in url else parts.path
+        return f"duckdb:{Path(path).resolve()}#{schema}"
+    host = (parts.hostname or "localhost").replace("127.0.0.1", "localhost")
+    return f"postgresql://{host}:{parts.port or 5432}{parts.path}#{schema}"
+
+
+def raw_ddl(table: Table) -> str:
+    """The raw table's columns: the exported contract (all nullable: a tombstone has only its key
+    and time) plus the lake's bookkeeping."""
+    cols = ", ".join(f"`{c.name}` {spark_type_ddl(c.type)}" for c in table.columns)
+    return f"{cols}, {BOOKKEEPING_DDL}"
+
+
+def ensure_raw_table(spark: SparkSession, lake: Lake, table: Table, source: str) -> None:
+    """Create the raw table on first use (append-only, tagged with its source), or refuse a lake
+    that belongs to another source."""
+    path = lake.raw_table(table.name)
+    if lake.has_table(path):
+        check_source(lake, path, source)
+        return
+    sql = (
+        f"CREATE TABLE IF NOT EXISTS delta.`{path}` ({raw_ddl(table)}) USING DELTA "
+        f"TBLPROPERTIES ('delta.appendOnly' = 'true', '{SOURCE_PROPERTY}' = '{source.replace(chr(39), '')}')"
+    )
+    retry_conflicts(f"create {path}", lambda: spark.sql(sql))
+    check_source(lake, path, source)
+
+
+def check_source(lake: Lake, path: str, source: str) -> None:
+    from deltalake import DeltaTable
+
+    config = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).metadata().configuration
+    owner = config.get(SOURCE_PROPERTY)
+    if owner and owner != source:
+        raise ForeignSourceError(
+            f"the lake at {lake.root} holds the history of source {owner}, not of {source}. "
+            "A lake belongs to one source: give this warehouse its own lake (--lake PATH or $CRM_METRICS_LAKE)."
+        )
+
+
+def watermark(spark: SparkSession, lake: Lake, table: str) -> datetime | None:
+    """The newest captured `updated_at` of a raw table (None when nothing was captured yet)."""
+    row = spark.read.format("delta").load(lake.raw_table(table)).agg(F.max("updated_at")).first()
+    return row[0] if row else None
+
+
+def _select_sql(wh: Warehouse, schema: str, table: Table, since: datetime | None) -> str:
     cols = ", ".join(
         f"CAST({quote_ident(c.name)} AS {sql_type(c.type, wh.dialect)}) AS {quote_ident(c.name)}"
         for c in table.columns
     )
-    src = quote_ident(schema, table.name)
-    if not incremental:
-        return f"SELECT {cols} FROM {src}"
-    p = wh.placeholder
-    where = f'"updated_at" < {p}' if full else f'"updated_at" >= {p} AND "updated_at" < {p}'
-    return f'SELECT {cols}, CAST("updated_at" AS DATE) AS extract_date FROM {src} WHERE {where}'
+    where = '"updated_at" IS NOT NULL' + ("" if since is None else f' AND "updated_at" >= {wh.placeholder}')
+    return f"SELECT {cols} FROM {quote_ident(schema, table.name)} WHERE {where}"
+
+
+def _frame(spark: SparkSession, folder: Path, table: Table) -> DataFrame:
+    """The exported rows as a DataFrame. A local Spark reads the files in place; a cluster or a
+    Spark Connect server gets them through the driver (its workers need not share this disk)."""
+    schema = ", ".join(f"`{c.name}` {spark_type_ddl(c.type)}" for c in table.columns)
+    master = spark.conf.get("spark.master", "local") or "local"
+    if master.startswith("local"):
+        return spark.read.schema(schema).parquet(str(folder))
+    return spark.createDataFrame(pq.read_table(folder).to_pandas(), schema)
+
+
+def _null_safe_all(table: Table, left: str, right: str) -> str:
+    return " AND ".join(f"{left}.`{c}` <=> {right}.`{c}`" for c in table.column_names)
+
+
+def _merge(spark: SparkSession, lake: Lake, table: Table, versions: DataFrame, since: datetime | None) -> int:
+    """Insert the versions the raw table lacks (equal on every column); returns rows inserted."""
+    view = f"_versions_{table.name}_{uuid.uuid4().hex[:12]}"
+    versions.createOrReplaceTempView(view)
+    prune = "" if since is None else f" AND t.`updated_at` >= TIMESTAMP'{since.isoformat(sep=' ')}'"
+    sql = (
+        f"MERGE INTO delta.`{lake.raw_table(table.name)}` t USING {view} s "
+        f"ON {_null_safe_all(table, 't', 's')} AND NOT t.`{DELETED}`{prune} "
+        "WHEN NOT MATCHED THEN INSERT *"
+    )
+    try:
+        out = retry_conflicts(f"extract into {lake.raw_table(table.name)}", lambda: spark.sql(sql).first())
+    finally:
+        spark.catalog.dropTempView(view)
+    return int(out["num_inserted_rows"]) if out is not None else 0
+
+
+def _tombstones(spark: SparkSession, lake: Lake, table: Table, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
+    """One tombstone version per key whose newest captured version is live but which the source no
+    longer has. Its time is just after the newest change of the table seen (source's or lake's):
+    the deletion happened by then, and every earlier snapshot keeps the row."""
+    key = list(table.key)
+    raw = spark.read.format("delta").load(lake.raw_table(table.name))
+    newest = raw.groupBy(*key).agg(F.max(F.struct("updated_at", DELETED)).alias("_last"))
+    live = newest.where(~F.col("_last").getField(DELETED))
+    gone = live.join(current.select(*key).distinct(), key, "left_anti")
+    clock = reduce(lambda a, b: a.unionByName(b), [raw.select("updated_at"), current.select("updated_at")]).agg(
+        F.max("updated_at").alias("_clock")
+    )
+    cols = [F.col(k) for k in key]
+    stamp = F.greatest(F.col("_clock"), F.col("_last.updated_at")) + F.expr("INTERVAL 1 MICROSECOND")
+    rest = [F.lit(None).cast(spark_type_ddl(c.type)).alias(c.name) for c in table.columns if c.name not in (*key, "updated_at")]
+    out = gone.crossJoin(F.broadcast(clock)).select(*cols, stamp.alias("updated_at"), *rest)
+    return out.select(
+        *table.column_names, F.lit(True).alias(DELETED), F.lit(snapshot).cast("date").alias(CAPTURED_FOR),
+        F.lit(run_id).alias(CAPTURED_RUN),
+    )
 
 
 def extract(
+    spark: SparkSession,
     wh: Warehouse,
     lake: Lake,
     snapshot: date,
     *,
     full_refresh: bool = False,
+    run_id: str = "",
+    lookback: timedelta = DEFAULT_LOOKBACK,
     source_schema: str = SOURCE_SCHEMA,
 ) -> ExtractResult:
-    """Write the run's window into the lake. One partition per extraction date.
-
-    Window: rows updated on the snapshot day ([D 00:00, D+1 00:00) UTC). A full refresh (asked
-    for, or the first run on an empty lake) takes everything updated before D+1 and replaces
-    every partition up to D.
-    """
-    full = full_refresh or lake.is_empty()
-    result = ExtractResult(snapshot_date=snapshot, full_refresh=full)
-    start = datetime.combine(snapshot, time())
-    end = start + timedelta(days=1)
-    for table in SOURCE_TABLES:
-        result.warnings += check_source_schema(wh, source_schema, table)
+    """Add to every raw table the versions it has not seen: those updated since its watermark
+    minus `lookback`, or all of them on a table's first run or a full refresh (which also records
+    tombstones). The snapshot date only labels the capture: what snapshot D sees is decided when
+    it is read (latest version updated by the end of D)."""
+    result = ExtractResult(snapshot_date=snapshot, full_refresh=full_refresh)
+    for t in SOURCE_TABLES:  # every table is checked before anything is written
+        result.warnings += check_source_schema(wh, source_schema, t)
     for w in result.warnings:
         log.warning(w)
-    # A day once covered by a full extraction stays covered back to the start: re-extracting
-    # the day itself does not touch the older partitions.
-    was_full = lake.coverage().get(snapshot, {}).get("window_start", "") is None
-    lake.drop_coverage(snapshot)  # until the marker is rewritten, the day counts as not extracted
-    for source in SOURCE_TABLES:
-        table = exported_table(source)
-        incremental = source.name in INCREMENTAL_TABLES
-        sql = _select_sql(wh, source_schema, table, incremental, full)
-        params: list[object] = ([end] if full else [start, end]) if incremental else []
-        staging = lake.staging(lake.raw_table(table.name))
-        try:
-            result.rows[table.name] = wh.export_parquet(
-                sql, params, table, staging, "extract_date" if incremental else None
+    source = source_identity(wh.url, source_schema)
+    run_id = run_id or f"manual__{snapshot.isoformat()}"
+    any_full = False
+    for source_table in SOURCE_TABLES:
+        table = exported_table(source_table)
+        ensure_raw_table(spark, lake, table, source)
+        mark = None if full_refresh else watermark(spark, lake, table.name)
+        full = mark is None
+        any_full = any_full or full
+        since: datetime | None = None if mark is None else mark - lookback
+        result.watermarks[table.name] = None if mark is None else mark.isoformat()
+        with tempfile.TemporaryDirectory(prefix=f"crm-extract-{table.name}-") as tmp:
+            folder = Path(tmp)
+            result.rows_read[table.name] = wh.export_parquet(
+                _select_sql(wh, source_schema, table, since), [] if since is None else [since], table, folder, None
             )
-            if incremental:
-                _commit_incremental(lake, table.name, staging, snapshot, full)
-            else:
-                lake.replace(staging, lake.raw_partition(table.name, snapshot))
-        finally:
-            lake.clean_staging(lake.raw_table(table.name))
-        log.info("extracted %s rows from %s.%s", result.rows[table.name], source_schema, table.name)
-    lake.write_coverage(snapshot, None if (full or was_full) else snapshot, {"rows": result.rows, "full_refresh": full})
+            current = _frame(spark, folder, table)
+            versions = current.dropDuplicates().select(
+                *table.column_names, F.lit(False).alias(DELETED), F.lit(snapshot).cast("date").alias(CAPTURED_FOR),
+                F.lit(run_id).alias(CAPTURED_RUN),
+            )
+            dead: DataFrame | None = None
+            if full_refresh:
+                dead = _tombstones(spark, lake, table, current, snapshot, run_id).persist()
+                result.tombstones[table.name] = dead.count()
+                versions = versions.unionByName(dead)
+            try:
+                result.rows[table.name] = _merge(spark, lake, table, versions, since)
+            finally:
+                if dead is not None:
+                    dead.unpersist()
+        log.info("%s.%s: read %s rows (%s), added %s versions", source_schema, table.name,
+                 result.rows_read[table.name], "all" if full else f"updated since {since}", result.rows[table.name])
+    result.full_refresh = full_refresh or any_full
+    log.info("extracted from %s into %s", mask_url(wh.url), lake.root)
     return result
-
-
-def _commit_incremental(lake: Lake, table: str, staging: Path, snapshot: date, full: bool) -> None:
-    written = {
-        date.fromisoformat(p.name.split("=", 1)[1]): p
-        for p in staging.iterdir()
-        if p.is_dir() and p.name.startswith("extract_date=")
-    }
-    if full:
-        for day in lake.partition_dates(table):
-            if day <= snapshot and day not in written:
-                lake.remove(lake.raw_partition(table, day))
-    elif snapshot not in written:
-        lake.remove(lake.raw_partition(table, snapshot))  # a rerun with no rows leaves none
-    for day, path in sorted(written.items()):
-        lake.replace(path, lake.raw_partition(table, day))

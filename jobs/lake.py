@@ -1,143 +1,198 @@
-"""The lake: a folder of Hive-partitioned Parquet (local by default).
+"""The lake: Delta Lake tables on a local folder or on S3 (`s3a://bucket/prefix`).
 
-Layout under the lake root:
-  raw/<table>/extract_date=YYYY-MM-DD/part-*.parquet   one partition per extraction date
-  raw/_coverage/YYYY-MM-DD.json                         written last: the partition is complete
-  clean/<table>/snapshot_date=YYYY-MM-DD/event_month=YYYY-MM/  valid latest rows (jobs.clean_layer)
-  rejected/<table>/snapshot_date=YYYY-MM-DD/event_month=YYYY-MM/  rows that break a rule
-  customer_day/snapshot_date=YYYY-MM-DD/event_month=YYYY-MM/  jobs.customer_day_layer
-  marts/<mart>/snapshot_date=YYYY-MM-DD/part-*.parquet  Spark output per snapshot
-  quarantine/snapshot_date=YYYY-MM-DD/                  rows set aside by the gate
-  quality/...                                           Great Expectations Data Docs
+Layout under the lake root (every table is a Delta table; its commits, history and retention
+are Delta's, written and read through Spark, or through `deltalake` where no Spark runs):
 
-A partition is written to a staging folder (names starting with `_` or `.` are invisible to
-Spark's partition discovery) and renamed into place, so a reader sees the old or the new
-partition, never half of one.
+  raw/<table>        every version of every source row ever captured (jobs.extract), never deleted
+  clean/<table>      the valid latest rows as of each snapshot, partitioned by snapshot_date
+  rejected/<table>   the latest rows that break a rule, with `reasons`, by snapshot_date
+  marts/<mart>       every metric mart, partitioned by snapshot_date
+  quarantine         rows set aside by the raw gate, by snapshot_date
+  runs/<date>/<run>/ one small JSON object per step of a run (read by the record step)
+  quality/, reports/ Great Expectations Data Docs and the portfolio report
+
+A snapshot's write is one Delta commit per table (`replaceWhere snapshot_date = D`): a reader, or
+a run that was killed half-way, sees the old snapshot or the new one, never a mix.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from jobs.s3 import LAKE_CONN_ID, S3Connection
+
+SNAPSHOT_COLUMN = "snapshot_date"
 
 
 @dataclass(frozen=True)
 class Lake:
-    root: Path
+    """A lake root: a local folder (absolute path) or `s3a://bucket/prefix`."""
+
+    root: str
 
     @classmethod
     def at(cls, root: str | Path) -> Lake:
-        return cls(Path(root))
+        text = str(root).rstrip("/")
+        if "://" not in text:
+            text = str(Path(text).absolute())
+        return cls(text)
 
-    # -- paths -------------------------------------------------------------------------------
-    def raw_table(self, table: str) -> Path:
-        return self.root / "raw" / table
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith(("s3a://", "s3://"))
 
-    def raw_partition(self, table: str, day: date) -> Path:
-        return self.raw_table(table) / f"extract_date={day.isoformat()}"
+    # -- table paths (what Spark reads and writes) ---------------------------------------------
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
 
-    def mart_table(self, mart: str) -> Path:
-        return self.root / "marts" / mart
+    def raw_table(self, table: str) -> str:
+        return self.path("raw", table)
 
-    def mart_partition(self, mart: str, snapshot: date) -> Path:
-        return self.mart_table(mart) / f"snapshot_date={snapshot.isoformat()}"
+    def clean_table(self, table: str) -> str:
+        return self.path("clean", table)
 
-    def quarantine_partition(self, snapshot: date) -> Path:
-        return self.root / "quarantine" / f"snapshot_date={snapshot.isoformat()}"
+    def rejected_table(self, table: str) -> str:
+        return self.path("rejected", table)
 
-    def quality_dir(self) -> Path:
-        return self.root / "quality"
+    def mart_table(self, mart: str) -> str:
+        return self.path("marts", mart)
 
-    def report_path(self, snapshot: date) -> Path:
-        return self.root / "reports" / f"portfolio_{snapshot.isoformat()}.html"
+    def quarantine_table(self) -> str:
+        return self.path("quarantine")
 
-    def run_dir(self, snapshot: date) -> Path:
-        return self.root / "runs" / snapshot.isoformat()
+    def quality_dir(self) -> str:
+        return self.path("quality")
 
-    def staging(self, parent: Path) -> Path:
-        path = parent / "_staging" / uuid.uuid4().hex
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    def report_path(self, snapshot: date) -> str:
+        return self.path("reports", f"portfolio_{snapshot.isoformat()}.html")
 
-    # -- atomic replacement ------------------------------------------------------------------
-    def replace(self, staged: Path, final: Path) -> None:
-        """Move a fully written folder into place, replacing what was there."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex}")
-        if final.exists():
-            os.rename(final, trash)
-        os.rename(staged, final)
-        shutil.rmtree(trash, ignore_errors=True)
+    def run_dir(self, snapshot: date) -> str:
+        return self.path("runs", snapshot.isoformat())
 
-    def remove(self, path: Path) -> None:
-        if path.exists():
-            trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex}")
-            os.rename(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
-    def clean_staging(self, parent: Path) -> None:
-        shutil.rmtree(parent / "_staging", ignore_errors=True)
-
-    def partition_dates(self, table: str) -> list[date]:
-        base = self.raw_table(table)
-        if not base.exists():
-            return []
-        return sorted(
-            date.fromisoformat(p.name.split("=", 1)[1])
-            for p in base.iterdir()
-            if p.is_dir() and p.name.startswith("extract_date=")
+    # -- files without Spark (pyarrow's file systems: local or S3) ------------------------------
+    def filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """The file system and the root's path inside it."""
+        if not self.is_s3:
+            return pafs.LocalFileSystem(), self.root
+        conn = lake_connection()
+        parts = urlsplit(self.root)
+        endpoint = urlsplit(conn.endpoint_url) if conn.endpoint_url else None
+        fs = pafs.S3FileSystem(
+            access_key=conn.access_key_id, secret_key=conn.secret_access_key, session_token=conn.session_token,
+            region=conn.region_name or "us-east-1",
+            endpoint_override=endpoint.netloc if endpoint else None,
+            scheme=endpoint.scheme if endpoint else "https",
+            force_virtual_addressing=False,
         )
+        return fs, f"{parts.netloc}{parts.path}".rstrip("/")
 
-    # -- coverage: which extraction windows are complete ---------------------------------------
-    def coverage_dir(self) -> Path:
-        return self.root / "raw" / "_coverage"
+    def write_text(self, path: str, text: str) -> None:
+        """One small object (a run status, a report): written whole, so never half-visible."""
+        fs, inner = self._inner(path)
+        if not self.is_s3:
+            Path(inner).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(inner).with_name(f".{Path(inner).name}.tmp")
+            tmp.write_text(text)
+            tmp.replace(inner)
+            return
+        with fs.open_output_stream(inner) as out:
+            out.write(text.encode())
 
-    def coverage_path(self, day: date) -> Path:
-        return self.coverage_dir() / f"{day.isoformat()}.json"
+    def read_text(self, path: str) -> str | None:
+        fs, inner = self._inner(path)
+        if fs.get_file_info(inner).type != pafs.FileType.File:
+            return None
+        with fs.open_input_stream(inner) as src:
+            return bytes(src.read()).decode()
 
-    def write_coverage(self, day: date, window_start: date | None, info: dict[str, Any]) -> None:
-        self.coverage_dir().mkdir(parents=True, exist_ok=True)
-        tmp = self.coverage_dir() / f".{day.isoformat()}.{uuid.uuid4().hex}.tmp"
-        payload = {"extract_date": day.isoformat(), "window_start": window_start.isoformat() if window_start else None, **info}
-        tmp.write_text(json.dumps(payload, sort_keys=True, indent=1))
-        os.replace(tmp, self.coverage_path(day))
+    def delete_file(self, path: str) -> None:
+        fs, inner = self._inner(path)
+        if fs.get_file_info(inner).type == pafs.FileType.File:
+            fs.delete_file(inner)
 
-    def drop_coverage(self, day: date) -> None:
-        self.coverage_path(day).unlink(missing_ok=True)
+    def _inner(self, path: str) -> tuple[pafs.FileSystem, str]:
+        fs, root = self.filesystem()
+        if not path.startswith(self.root):
+            raise ValueError(f"{path} is not inside the lake {self.root}")
+        return fs, root + path[len(self.root):]
 
-    def coverage(self) -> dict[date, dict[str, Any]]:
-        out: dict[date, dict[str, Any]] = {}
-        if self.coverage_dir().exists():
-            for f in self.coverage_dir().glob("*.json"):
-                out[date.fromisoformat(f.stem)] = json.loads(f.read_text())
-        return out
+    # -- Delta tables without Spark (deltalake / Arrow) -------------------------------------------
+    def delta_uri(self, path: str) -> str:
+        """The URI delta-rs takes: s3:// instead of s3a://."""
+        return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
 
-    def is_empty(self) -> bool:
-        return not self.coverage()
+    def storage_options(self) -> dict[str, str]:
+        if not self.is_s3:
+            return {}
+        conn = lake_connection()
+        opts = {"AWS_REGION": conn.region_name or "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+        if conn.endpoint_url:
+            opts["AWS_ENDPOINT_URL"] = conn.endpoint_url
+            opts["AWS_ALLOW_HTTP"] = "true"
+            opts["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+        if conn.access_key_id:
+            opts["AWS_ACCESS_KEY_ID"] = conn.access_key_id
+        if conn.secret_access_key:
+            opts["AWS_SECRET_ACCESS_KEY"] = conn.secret_access_key
+        if conn.session_token:
+            opts["AWS_SESSION_TOKEN"] = conn.session_token
+        return opts
 
-    def missing_days(self, snapshot: date) -> list[date]:
-        """Days up to `snapshot` whose extraction is not complete in the lake.
+    def has_table(self, path: str) -> bool:
+        from deltalake import DeltaTable
 
-        Complete = covered by a full extraction (window_start null, covering everything up to its
-        date) or by the daily extraction of that day.
-        """
-        cov = self.coverage()
-        full_ends = [d for d, info in cov.items() if info.get("window_start") is None]
-        if not full_ends:
-            return [snapshot]
-        covered_to = max(full_ends)  # a full extraction covers every day up to its date
-        return [d for d in days(covered_to + timedelta(days=1), snapshot) if d not in cov]
+        return bool(DeltaTable.is_deltatable(self.delta_uri(path), storage_options=self.storage_options()))
+
+    def read_arrow(self, path: str, snapshot: date | None = None, columns: list[str] | None = None) -> pa.Table:
+        """A Delta table (or one snapshot of it) as Arrow, read by delta-rs: no Spark needed."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(self.delta_uri(path), storage_options=self.storage_options())
+        filters: Any = [(SNAPSHOT_COLUMN, "=", snapshot.isoformat())] if snapshot is not None else None
+        dataset = table.to_pyarrow_dataset()
+        if filters:
+            import pyarrow.dataset as ds
+
+            return dataset.to_table(columns=columns, filter=ds.field(SNAPSHOT_COLUMN) == pa.scalar(snapshot, pa.date32()))
+        return dataset.to_table(columns=columns)
 
 
-def days(start: date, end: date) -> Iterable[date]:
-    d = start
-    while d <= end:
-        yield d
-        d += timedelta(days=1)
+def lake_connection() -> S3Connection:
+    """S3 endpoint and credentials for an `s3a://` lake: connection `crm_lake`, else the export's
+    connection `crm_export`, else the default AWS chain (environment, instance role)."""
+    from jobs.s3 import EXPORT_CONN_ID
+
+    return S3Connection.from_env(LAKE_CONN_ID) or S3Connection.from_env(EXPORT_CONN_ID) or S3Connection(
+        access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+        region_name=os.environ.get("AWS_REGION"),
+    )
+
+
+def s3a_settings(conn: S3Connection) -> dict[str, str]:
+    """Spark's S3A settings for the connection (path-style access when an endpoint is set)."""
+    out = {"spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
+    if conn.endpoint_url:
+        out["spark.hadoop.fs.s3a.endpoint"] = conn.endpoint_url
+        out["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        out["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(conn.endpoint_url.startswith("https")).lower()
+    if conn.region_name or conn.endpoint_url:
+        out["spark.hadoop.fs.s3a.endpoint.region"] = conn.region_name or "us-east-1"
+    if conn.access_key_id and conn.secret_access_key:
+        out["spark.hadoop.fs.s3a.access.key"] = conn.access_key_id
+        out["spark.hadoop.fs.s3a.secret.key"] = conn.secret_access_key
+        if conn.session_token:
+            out["spark.hadoop.fs.s3a.session.token"] = conn.session_token
+            out["spark.hadoop.fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+        else:
+            out["spark.hadoop.fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+    return out

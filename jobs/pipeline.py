@@ -4,9 +4,10 @@ extract -> validate_raw -> build_marts -> validate_marts -> publish -> export ->
 
 The report comes after the record so that it shows the run's own row of marts.pipeline_runs.
 
-Each step reads and writes a fixed place (the lake partition of the snapshot, the warehouse rows of
-the snapshot), so any step can be retried or rerun. Each step leaves a small status file in the
-lake, which the record step turns into the marts.pipeline_runs row whatever happened.
+Each step reads and writes a fixed place (the snapshot's partition of each lake table, the warehouse
+rows of the snapshot), so any step can be retried or rerun. Each step leaves a small status
+object in the lake (runs/<date>/<run id>/<step>.json), which the record step turns into the
+marts.pipeline_runs row whatever happened.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,6 @@ from jobs.lake import Lake
 log = logging.getLogger(__name__)
 
 STEPS = ("extract", "validate_raw", "build_marts", "validate_marts", "publish", "export")
-
-
-class LakeIncomplete(RuntimeError):
-    """The lake lacks an extraction the snapshot needs."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +62,9 @@ class RunContext:
     def lake(self) -> Lake:
         return Lake.at(self.lake_root)
 
-    def status_dir(self) -> Path:
+    def status_path(self, step: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.run_id)
-        return self.lake.run_dir(self.snapshot) / safe
+        return f"{self.lake.run_dir(self.snapshot)}/{safe}/{step}.json"
 
 
 # -- step bodies ---------------------------------------------------------------------------------
@@ -84,20 +82,13 @@ def _spark() -> Any:
 
 def _rule_params(ctx: RunContext, spark: Any) -> Any:
     from jobs.quality.rules import RuleParams
-    from jobs.snapshot_inputs import company_start_default, read_raw
+    from jobs.snapshot_inputs import company_start_default, current_tables
 
-    missing = ctx.lake.missing_days(ctx.snapshot)
-    if missing:
-        raise LakeIncomplete(
-            f"the lake at {ctx.lake_root} has no complete extraction for {len(missing)} day(s) up to "
-            f"{ctx.snapshot} (first {missing[0]}, last {missing[-1]}). Run them first: "
-            f"crm-metrics backfill --from {missing[0]} --to {missing[-1]}, or run this date with full_refresh=true."
-        )
     start = ctx.params.company_start
     if start:
         company_start = date.fromisoformat(start)
     else:
-        company_start = company_start_default(read_raw(spark, ctx.lake, "customers", ctx.snapshot, exact=True)) or date(1900, 1, 1)
+        company_start = company_start_default(current_tables(spark, ctx.lake, ctx.snapshot)["customers"]) or date(1900, 1, 1)
     return RuleParams(ctx.snapshot, company_start, ctx.params.max_order_amount)
 
 
@@ -109,49 +100,73 @@ def _run_key(ctx: RunContext) -> str:
 def extract_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.extract import extract
 
-    res = extract(_warehouse(ctx), ctx.lake, ctx.snapshot, full_refresh=ctx.params.full_refresh)
-    return {"rows_extracted": res.total_rows, "rows": res.rows, "full_refresh": res.full_refresh, "warnings": res.warnings}
+    res = extract(
+        _spark(), _warehouse(ctx), ctx.lake, ctx.snapshot, full_refresh=ctx.params.full_refresh, run_id=ctx.run_id,
+        lookback=timedelta(minutes=ctx.params.extract_lookback_minutes),
+    )
+    return {
+        "rows_extracted": res.total_rows, "rows": res.rows, "rows_read": res.rows_read, "tombstones": res.tombstones,
+        "watermarks": res.watermarks, "full_refresh": res.full_refresh, "warnings": res.warnings,
+    }
+
+
+def _data_docs(ctx: RunContext) -> str | None:
+    """Data Docs of the run's validations in the lake (quality/data_docs/index.html). On S3 they
+    are rendered into a temporary folder and uploaded."""
+    import pyarrow.fs as pafs
+
+    from jobs.quality.gates import build_data_docs
+
+    target = f"{ctx.lake.quality_dir()}/data_docs"
+    if not ctx.lake.is_s3:
+        docs = build_data_docs(Path(target))
+        return str(docs) if docs else None
+    with tempfile.TemporaryDirectory(prefix="crm-data-docs-") as tmp:
+        docs = build_data_docs(Path(tmp))
+        if docs is None:
+            return None
+        fs, root = ctx.lake.filesystem()
+        pafs.copy_files(tmp, f"{root}/quality/data_docs", source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    return f"{target}/index.html"
 
 
 def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
     from jobs.clean_layer import prepare
+    from jobs.delta import write_snapshot
     from jobs.publish import ensure_marts
-    from jobs.quality.gates import begin_run, build_data_docs
-    from jobs.quality.raw_gate import GATE, raise_on_failure, validate_raw
+    from jobs.quality.gates import begin_run
+    from jobs.quality.raw_gate import GATE, ROW_COUNT_HISTORY, raise_on_failure, validate_raw
     from jobs.quality.records import store_dq_results, store_quarantine
+    from jobs.snapshot_inputs import daily_version_counts
+    from schemas.marts import QUARANTINE
 
     spark = _spark()
     begin_run(_run_key(ctx))
     params = _rule_params(ctx, spark)
-    coverage = ctx.lake.coverage().get(ctx.snapshot, {})
-    full = bool(coverage.get("full_refresh", coverage.get("window_start", "") is None))
-    plan = prepare(spark, ctx.lake, ctx.snapshot, params, full=full)
+    # after a full extraction (the lake's first, or a full refresh) every row is checked; after
+    # an incremental one, the rows updated on the snapshot's day
+    full = bool(step_statuses(ctx).get("extract", {}).get("full_refresh", False))
+    plan = prepare(spark, ctx.lake, ctx.snapshot, params)
     inputs = plan.inputs.persist()
+    restated = _restated_rows(inputs, ctx.snapshot)
     p = ctx.params
     result, quarantined = validate_raw(
-        inputs, ctx.lake, ctx.snapshot, ctx.run_id, full=full, newest_order_update=plan.newest_order_update,
+        inputs, daily_version_counts(spark, ctx.lake, ctx.snapshot, ROW_COUNT_HISTORY), ctx.snapshot, ctx.run_id,
+        full=full, newest_order_update=plan.newest_order_update,
         quarantine_max_rate=p.quarantine_max_rate, row_count_min_ratio=p.row_count_min_ratio,
         row_count_max_ratio=p.row_count_max_ratio, freshness_days=p.freshness_days,
     )
     wh = _warehouse(ctx)
     ensure_marts(wh)
-    files: list[Path] = []
-    target = ctx.lake.quarantine_partition(ctx.snapshot)
-    if quarantined is not None and result.rows_quarantined:
-        staging = ctx.lake.staging(target.parent)
-        try:
-            quarantined.coalesce(1).write.mode("overwrite").parquet(str(staging / "data"))
-            ctx.lake.replace(staging / "data", target)
-        finally:
-            ctx.lake.clean_staging(target.parent)
-        from jobs.publish import parquet_files
-
-        files = parquet_files(target)
-    else:
-        ctx.lake.remove(target)
-    store_quarantine(wh, ctx.snapshot, files)
+    empty = spark.createDataFrame([], ", ".join(f"`{c.name}` STRING" for c in QUARANTINE.columns if c.name != "snapshot_date"))
+    rows = quarantined.drop("snapshot_date") if quarantined is not None else empty
+    write_snapshot(rows.select(*[F.col(c.name) for c in QUARANTINE.columns if c.name != "snapshot_date"]),
+                   ctx.lake.quarantine_table(), ctx.snapshot, "quarantine")
+    store_quarantine(wh, ctx.snapshot, ctx.lake.read_arrow(ctx.lake.quarantine_table(), ctx.snapshot))
     store_dq_results(wh, ctx.snapshot, ctx.run_id, GATE, result.results)
-    docs = build_data_docs(ctx.lake.quality_dir() / "data_docs")
+    docs = _data_docs(ctx)
     if docs:
         log.info("Great Expectations Data Docs: %s", docs)
     if result.rows_quarantined:
@@ -163,16 +178,28 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     raise_on_failure(result)
     return {
         "clean_rows": layer.get("rows", {}),
-        "clean_layer": {k: layer[k] for k in ("mode", "why_full", "rebuilt_months")} if layer else None,
         "rows_checked": result.rows_checked,
         "rows_quarantined": result.rows_quarantined,
+        "rows_restated": sum(restated.values()),
+        "restated": restated,
         "reasons": result.reasons,
-        "data_docs": str(docs) if docs else None,
+        "data_docs": docs,
     }
 
 
+def _restated_rows(inputs: Any, snapshot: date) -> dict[str, int]:
+    """Rows of the snapshot known only from a version updated after it (the entity was first
+    captured later): the snapshot restates what that day saw from the nearest later knowledge."""
+    from pyspark.sql import functions as F
+
+    out = {}
+    for table, df in inputs.checked().items():
+        row = df.agg(F.sum((F.col("extract_date") > F.lit(snapshot)).cast("int"))).first()
+        out[table] = int(row[0] or 0) if row else 0
+    return out
+
+
 def build_marts_step(ctx: RunContext) -> dict[str, Any]:
-    from jobs.customer_day_layer import update_customer_day
     from jobs.metrics.clv import ClvSettings
     from jobs.metrics.customers import SegmentRules
     from jobs.snapshot_inputs import read_clean
@@ -180,7 +207,6 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
 
     spark = _spark()
     inputs = read_clean(spark, ctx.lake, ctx.snapshot)
-    days, days_info = update_customer_day(spark, ctx.lake, ctx.snapshot)
     p = ctx.params
     rules = SegmentRules(
         lapse_days=p.lapse_days, active_days=p.active_days, development_days=p.development_days,
@@ -190,21 +216,22 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
         kotler_loyalty_threshold=p.kotler_loyalty_threshold,
     )
     settings = ClvSettings(min_customers=p.clv_min_customers, clv_months=p.clv_months, monthly_discount=p.clv_monthly_discount)
-    built = build_marts(inputs, ctx.snapshot, rules, settings, days=days)
+    built = build_marts(inputs, ctx.snapshot, rules, settings)
     try:
         counts = write_marts(ctx.lake, ctx.snapshot, built)
     finally:
         built.release()
     fits = {f.model: {"params": f.params, "log_likelihood": f.log_likelihood, "status": f.message} for f in built.fits}
-    return {"rows_built": sum(counts.values()), "marts": counts, "clv_fits": fits, "customer_day": days_info}
+    return {"rows_built": sum(counts.values()), "marts": counts, "clv_fits": fits}
 
 
 def validate_marts_step(ctx: RunContext) -> dict[str, Any]:
-    from jobs.quality.gates import GateFailed, begin_run, build_data_docs
+    from jobs.delta import snapshot_rows
+    from jobs.quality.gates import GateFailed, begin_run
     from jobs.quality.mart_gate import GATE, validate_marts
     from jobs.quality.records import store_dq_results
     from jobs.snapshot_inputs import read_clean
-    from jobs.transform import parquet_rows, read_mart
+    from jobs.transform import read_mart
     from schemas.marts import METRIC_MARTS
 
     spark = _spark()
@@ -212,17 +239,17 @@ def validate_marts_step(ctx: RunContext) -> dict[str, Any]:
     clean = read_clean(spark, ctx.lake, ctx.snapshot)
     marts = {t.name: read_mart(spark, ctx.lake, t.name, ctx.snapshot).cache() for t in METRIC_MARTS}
     try:
-        rows = {t.name: parquet_rows(ctx.lake.mart_partition(t.name, ctx.snapshot)) for t in METRIC_MARTS}
+        rows = {t.name: snapshot_rows(ctx.lake, ctx.lake.mart_table(t.name), ctx.snapshot) for t in METRIC_MARTS}
         results = validate_marts(marts, clean.orders, ctx.snapshot, rows)
     finally:
         for df in marts.values():
             df.unpersist()
     store_dq_results(_warehouse(ctx), ctx.snapshot, ctx.run_id, GATE, results)
-    docs = build_data_docs(ctx.lake.quality_dir() / "data_docs")
+    docs = _data_docs(ctx)
     failures = [r for r in results if not r.success]
     if failures:
         raise GateFailed("validate_marts", failures)
-    return {"checks": len(results), "data_docs": str(docs) if docs else None}
+    return {"checks": len(results), "data_docs": docs}
 
 
 def publish_step(ctx: RunContext) -> dict[str, Any]:
@@ -234,10 +261,13 @@ def publish_step(ctx: RunContext) -> dict[str, Any]:
 
 def report_step(ctx: RunContext) -> dict[str, Any]:
     """The portfolio report of the published snapshot, as one HTML file in the lake."""
-    from jobs.report import write_report
+    from jobs.report import build_html, write_report
 
-    path = write_report(ctx.warehouse_url, ctx.snapshot, ctx.lake.report_path(ctx.snapshot))
-    return {"report": str(path)}
+    target = ctx.lake.report_path(ctx.snapshot)
+    if ctx.lake.is_s3:
+        ctx.lake.write_text(target, build_html(ctx.warehouse_url, ctx.snapshot))
+        return {"report": target}
+    return {"report": str(write_report(ctx.warehouse_url, ctx.snapshot, Path(target)))}
 
 
 def export_step(ctx: RunContext) -> dict[str, Any]:
@@ -264,10 +294,10 @@ STEP_FUNCTIONS: dict[str, Callable[[RunContext], dict[str, Any]]] = {
 
 
 def _permanent_errors() -> tuple[type[BaseException], ...]:
-    from jobs.extract import SchemaDriftError
+    from jobs.extract import ForeignSourceError, SchemaDriftError
     from jobs.quality.gates import GateFailed
 
-    return (GateFailed, LakeIncomplete, SchemaDriftError)
+    return (GateFailed, ForeignSourceError, SchemaDriftError)
 
 
 # -- running and recording -----------------------------------------------------------------------
@@ -277,8 +307,6 @@ def run_step(step: str, ctx: RunContext) -> dict[str, Any]:
 
     if step == STEPS[0]:
         clear_statuses(ctx)  # a new attempt at the whole run: earlier statuses no longer apply
-    status = ctx.status_dir()
-    status.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
         maybe_fail(f"step_{step}")
@@ -289,26 +317,24 @@ def run_step(step: str, ctx: RunContext) -> dict[str, Any]:
             "error": mask_secrets(f"{type(exc).__name__}: {exc}"),
             "traceback": mask_secrets(traceback.format_exc(limit=5)),
         }
-        _write_status(status / f"{step}.json", info)
+        _write_status(ctx, step, info)
         raise
     out = {"step": step, "ok": True, "seconds": time.perf_counter() - started, **out}
-    _write_status(status / f"{step}.json", out)
+    _write_status(ctx, step, out)
     log.info("step %s done in %.1f s", step, out["seconds"])
     return out
 
 
-def _write_status(path: Path, info: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, default=str, indent=1, sort_keys=True))
-    tmp.replace(path)
+def _write_status(ctx: RunContext, step: str, info: dict[str, Any]) -> None:
+    ctx.lake.write_text(ctx.status_path(step), json.dumps(info, default=str, indent=1, sort_keys=True))
 
 
 def step_statuses(ctx: RunContext) -> dict[str, dict[str, Any]]:
     out = {}
     for step in STEPS:
-        f = ctx.status_dir() / f"{step}.json"
-        if f.exists():
-            out[step] = json.loads(f.read_text())
+        text = ctx.lake.read_text(ctx.status_path(step))
+        if text is not None:
+            out[step] = json.loads(text)
     return out
 
 
@@ -329,6 +355,7 @@ def record_step(ctx: RunContext) -> dict[str, Any]:
         message=statuses[failed]["error"] if failed else (f"step(s) not run: {', '.join(not_run)}" if not_run else None),
         rows_extracted=statuses.get("extract", {}).get("rows_extracted"),
         rows_quarantined=statuses.get("validate_raw", {}).get("rows_quarantined"),
+        rows_restated=statuses.get("validate_raw", {}).get("rows_restated"),
         rows_published=statuses.get("publish", {}).get("rows_published"),
         step_seconds={s: statuses[s]["seconds"] for s in STEPS if s in statuses},
     )
@@ -340,7 +367,7 @@ def record_step(ctx: RunContext) -> dict[str, Any]:
 
 def clear_statuses(ctx: RunContext) -> None:
     for step in STEPS:
-        (ctx.status_dir() / f"{step}.json").unlink(missing_ok=True)
+        ctx.lake.delete_file(ctx.status_path(step))
 
 
 def run_all(ctx: RunContext) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Publish: the snapshot's marts into the warehouse's `marts` schema, all or nothing.
 
-Stage: each mart's lake partition is loaded into a staging table (schema `marts_staging`, not
+Stage: each mart's snapshot in the lake (its Delta table, read with delta-rs) is loaded into a staging table (schema `marts_staging`, not
 readable by BI users). Swap: one transaction deletes the snapshot's rows from every mart and
 inserts the staged rows, refreshes the `<mart>_latest` views and re-applies grants. A reader sees
 the old snapshot or the new one, never a mix; a failure before the commit leaves the old one.
@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any
 
+from jobs.delta import snapshot_rows
 from jobs.faults import maybe_fail, maybe_pause
 from jobs.lake import Lake
 from jobs.warehouse import Warehouse, quote_ident
@@ -31,10 +31,6 @@ def ensure_marts(wh: Warehouse) -> None:
     wh.ensure_tables(MARTS_SCHEMA, METRIC_MARTS + OPERATIONAL_TABLES, primary_keys=False)
 
 
-def parquet_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts))
-
-
 def _stage_name(table: Table, snapshot: date) -> str:
     return f"{table.name}_{snapshot.strftime('%Y%m%d')}"
 
@@ -47,19 +43,19 @@ def publish(wh: Warehouse, lake: Lake, snapshot: date, marts: Sequence[Table] = 
     staged: list[tuple[Table, str]] = []
     try:
         for table in marts:
-            files = parquet_files(lake.mart_partition(table.name, snapshot))
-            if not files:
+            path = lake.mart_table(table.name)
+            if not lake.has_table(path) or not snapshot_rows(lake, path, snapshot) and not _snapshot_committed(lake, path, snapshot):
                 raise FileNotFoundError(
-                    f"no lake files for mart {table.name} at {snapshot}: run the build step first "
-                    f"({lake.mart_partition(table.name, snapshot)})"
+                    f"no lake snapshot {snapshot} of mart {table.name} ({path}): run the build_marts step first"
                 )
+            data = lake.read_arrow(path, snapshot, columns=table.column_names)
             stage = _stage_name(table, snapshot)
             with wh.transaction() as conn:
                 conn.execute(f"DROP TABLE IF EXISTS {quote_ident(STAGING_SCHEMA, stage)}")
                 conn.execute(
                     f"CREATE TABLE {quote_ident(STAGING_SCHEMA, stage)} AS SELECT * FROM {quote_ident(MARTS_SCHEMA, table.name)} WHERE 1 = 0"
                 )
-                rows[table.name] = wh.load_parquet(conn, STAGING_SCHEMA, Table(stage, "", "", table.columns), files)
+                rows[table.name] = wh.load_arrow(conn, STAGING_SCHEMA, Table(stage, "", "", table.columns), data)
             staged.append((table, stage))
         maybe_fail("publish_before_swap")
         with wh.transaction() as conn:
@@ -81,6 +77,15 @@ def publish(wh: Warehouse, lake: Lake, snapshot: date, marts: Sequence[Table] = 
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real error
                 log.warning("could not drop staging table %s: %s", stage, exc)
     return rows
+
+
+def _snapshot_committed(lake: Lake, path: str, snapshot: date) -> bool:
+    """An empty mart snapshot was written (a commit whose replaceWhere names the date)."""
+    from deltalake import DeltaTable
+
+    history = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).history()
+    needle = snapshot.isoformat()
+    return any(needle in str((h.get("operationParameters") or {}).get("predicate", "")) for h in history)
 
 
 def refresh_views(conn: Any, marts: Sequence[Table]) -> None:

@@ -22,6 +22,7 @@ class RunRecord:
     message: str | None = None
     rows_extracted: int | None = None
     rows_quarantined: int | None = None
+    rows_restated: int | None = None
     rows_published: int | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -37,6 +38,7 @@ def record_run(wh: Warehouse, rec: RunRecord) -> None:
             "message": [mask_secrets(rec.message)[:4000] if rec.message else None],
             "rows_extracted": pa.array([rec.rows_extracted], pa.int64()),
             "rows_quarantined": pa.array([rec.rows_quarantined], pa.int64()),
+            "rows_restated": pa.array([rec.rows_restated], pa.int64()),
             "rows_published": pa.array([rec.rows_published], pa.int64()),
             "step_seconds": [json.dumps({k: round(v, 3) for k, v in rec.step_seconds.items()}, sort_keys=True)],
             # informational only; no metric depends on it

@@ -1,19 +1,22 @@
-"""Read the lake as of a snapshot date: the latest version of every row, checked by the rules."""
+"""Read the lake as of a snapshot date: the latest version of every row, checked by the rules.
+
+Grain of every frame here: one row per source key as of the snapshot (the versioned tables may
+keep two rows of one key when they tie on `updated_at`: the duplicate rule flags them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.extract import exported_table
+from jobs.delta import read_snapshot, snapshot_rows, write_snapshot
+from jobs.extract import DELETED, exported_table
 from jobs.lake import Lake
 from jobs.quality import rules
 from schemas.source import SOURCE_BY_NAME
-from schemas.types import spark_schema_ddl
 
 
 @dataclass
@@ -73,44 +76,78 @@ def clean_inputs(inputs: SnapshotInputs) -> CleanInputs:
     )
 
 
-def write_clean(lake: Lake, snapshot: date, clean: CleanInputs) -> dict[str, int]:
-    """Store valid rows as the clean layer of the snapshot (layout in jobs.clean_layer), staged
-    and renamed into place. Without the rejected rows and the state file, so a later day rebuilds
-    in full from it; the pipeline writes the layer with jobs.clean_layer.CleanPlan.write."""
-    from jobs.clean_layer import (
-        CURRENT,
-        clean_partition,
-        clean_rows,
-        with_event_month,
-        write_months,
-        write_plain,
-    )
+VERSIONED = ("orders", "order_items", "interactions")
+CURRENT = ("customers", "products", "marketing_spend")
+# the event that makes an entity exist at D although its first captured version is newer
+EVENT_TIME = {"orders": "ordered_at", "interactions": "occurred_at", "customers": "signup_at", "marketing_spend": "month"}
 
-    versioned = with_event_month({"orders": clean.orders, "order_items": clean.order_items, "interactions": clean.interactions})
-    for name, df in versioned.items():
-        write_months(lake, df, clean_partition(lake, name, snapshot), None, None)
-    for name in CURRENT:
-        write_plain(lake, getattr(clean, name), clean_partition(lake, name, snapshot))
+
+def write_clean(lake: Lake, snapshot: date, clean: CleanInputs) -> dict[str, int]:
+    """Store valid rows as the clean layer of the snapshot: one Delta commit per table
+    (`clean/<table>`, partition snapshot_date = D). Returns rows per table."""
+    for name in CLEAN_TABLES:
+        write_snapshot(getattr(clean, name), lake.clean_table(name), snapshot, f"clean {name}")
     return clean_rows(lake, snapshot)
+
+
+def clean_rows(lake: Lake, snapshot: date) -> dict[str, int]:
+    """Rows per table of the snapshot's clean layer, from the Delta log (no Spark job)."""
+    return {t: snapshot_rows(lake, lake.clean_table(t), snapshot) for t in CLEAN_TABLES}
 
 
 def read_clean(spark: SparkSession, lake: Lake, snapshot: date) -> CleanInputs:
     """The clean layer written by the raw gate for this snapshot."""
-    from jobs.clean_layer import read_clean_table
+    return CleanInputs(**{
+        name: read_snapshot(spark, lake, lake.clean_table(name), snapshot, f"clean layer {name} (run validate_raw first)")
+        for name in CLEAN_TABLES
+    })
 
-    return CleanInputs(**{name: read_clean_table(spark, lake, name, snapshot) for name in CLEAN_TABLES})
 
+def read_raw(spark: SparkSession, lake: Lake, table: str, snapshot: date) -> DataFrame:
+    """The versions of a source table visible at snapshot D (one row per captured version), with
+    `extract_date` (the day of `updated_at`) and the tombstone flag `_deleted`.
 
-def read_raw(spark: SparkSession, lake: Lake, table: str, upto: date, exact: bool = False) -> DataFrame:
-    """Every version of a table in partitions up to `upto` (or exactly `upto`), with extract_date."""
+    Visible: updated by the end of D; and, for an entity whose first captured version is newer
+    than D but which existed by D (its order placed, customer signed up, interaction occurred,
+    spend month begun by D; any product), that earliest version, so a snapshot before the lake's
+    first capture still counts every order placed by then (a restated snapshot)."""
     contract = exported_table(SOURCE_BY_NAME[table])
-    schema = spark_schema_ddl(contract) + ", `extract_date` DATE"
     path = lake.raw_table(table)
-    if not path.exists() or not any(p.name.startswith("extract_date=") for p in path.iterdir()):
-        return spark.createDataFrame([], schema)
-    df = spark.read.schema(schema).option("basePath", str(path)).parquet(str(path))
-    cond = F.col("extract_date") == F.lit(upto) if exact else F.col("extract_date") <= F.lit(upto)
-    return df.where(cond)
+    if not lake.has_table(path):
+        raise FileNotFoundError(f"no raw table {path}: run the extract step first (crm-metrics run --date {snapshot})")
+    raw = spark.read.format("delta").load(path)
+    key = list(contract.key)
+    end = F.lit(datetime.combine(snapshot + timedelta(days=1), time()))
+    if table == "order_items":
+        placed = (spark.read.format("delta").load(lake.raw_table("orders"))
+                  .groupBy(F.col("order_id").alias("_order")).agg(F.min("ordered_at").alias("_event")))
+        raw = raw.join(placed, raw.order_id.eqNullSafe(placed._order), "left").drop("_order")
+        existed = F.col("_event") < end
+    elif table in EVENT_TIME:
+        existed = F.col(EVENT_TIME[table]).cast("timestamp") < end
+    else:
+        existed = F.lit(True)
+    first = F.min("updated_at").over(Window.partitionBy(*key))
+    visible = (F.col("updated_at") < end) | (
+        (F.col("updated_at") == F.col("_first")) & (F.col("_first") >= end) & F.coalesce(existed, F.lit(False))
+    )
+    return (raw.withColumn("_first", first).where(visible)
+            .select(*contract.column_names, F.to_date("updated_at").alias("extract_date"), DELETED))
+
+
+def _as_of(spark: SparkSession, lake: Lake, table: str, snapshot: date) -> DataFrame:
+    """A current-state table (customers, products, marketing spend) as of D: one row per key, its
+    newest visible version (the latest capture wins a tie); deleted keys left out."""
+    key = list(SOURCE_BY_NAME[table].key)
+    versions = read_raw(spark, lake, table, snapshot)
+    newest = Window.partitionBy(*key).orderBy(F.col("updated_at").desc(), F.col("extract_date").desc())
+    return (versions.withColumn("_n", F.row_number().over(newest)).where((F.col("_n") == 1) & ~F.col(DELETED))
+            .drop("_n", DELETED, "extract_date"))
+
+
+def _latest_live(versions: DataFrame, key: list[str]) -> DataFrame:
+    """latest_versions_flagged without the keys whose newest version is a tombstone."""
+    return latest_versions_flagged(versions, key).where(~F.col(DELETED)).drop(DELETED)
 
 
 def latest_versions(versions: DataFrame, key: list[str]) -> DataFrame:
@@ -154,15 +191,19 @@ def company_start_default(customers: DataFrame) -> date | None:
     return row[0] if row else None
 
 
+def current_tables(spark: SparkSession, lake: Lake, snapshot: date) -> dict[str, DataFrame]:
+    """Customers, products and marketing spend as of the snapshot."""
+    return {t: _as_of(spark, lake, t, snapshot) for t in CURRENT}
+
+
 def load_inputs(spark: SparkSession, lake: Lake, snapshot: date, params: rules.RuleParams) -> SnapshotInputs:
     """The as-of-snapshot view of the lake, rules applied. `orders` comes persisted: call
     `release()` when done."""
-    customers = read_raw(spark, lake, "customers", snapshot, exact=True).drop("extract_date")
-    products = read_raw(spark, lake, "products", snapshot, exact=True).drop("extract_date")
-    spend = read_raw(spark, lake, "marketing_spend", snapshot, exact=True).drop("extract_date")
-    orders = latest_versions_flagged(read_raw(spark, lake, "orders", snapshot), ["order_id"])
-    items = latest_versions_flagged(read_raw(spark, lake, "order_items", snapshot), ["order_id", "line_number"])
-    interactions = latest_versions_flagged(read_raw(spark, lake, "interactions", snapshot), ["interaction_id"])
+    current = current_tables(spark, lake, snapshot)
+    customers, products, spend = current["customers"], current["products"], current["marketing_spend"]
+    orders = _latest_live(read_raw(spark, lake, "orders", snapshot), ["order_id"])
+    items = _latest_live(read_raw(spark, lake, "order_items", snapshot), ["order_id", "line_number"])
+    interactions = _latest_live(read_raw(spark, lake, "interactions", snapshot), ["interaction_id"])
     # persisted (SnapshotInputs.release frees it): check_order_items reads the orders' state, which
     # would otherwise run the orders' scan, latest version and rules a second time
     orders_checked = rules.check_orders(orders, customers, params).persist(StorageLevel.MEMORY_AND_DISK)
@@ -174,3 +215,18 @@ def load_inputs(spark: SparkSession, lake: Lake, snapshot: date, params: rules.R
         products=products,
         marketing_spend=spend,
     )
+
+
+def daily_version_counts(spark: SparkSession, lake: Lake, snapshot: date, days: int) -> dict[date, int]:
+    """Versions of orders, order lines and interactions updated on each of the `days` days before
+    the snapshot (the raw gate's row-count band)."""
+    start = datetime.combine(snapshot - timedelta(days=days), time())
+    end = datetime.combine(snapshot, time())
+    frames = [
+        spark.read.format("delta").load(lake.raw_table(t))
+        .where(~F.col(DELETED) & (F.col("updated_at") >= F.lit(start)) & (F.col("updated_at") < F.lit(end)))
+        .select(F.to_date("updated_at").alias("day"))
+        for t in VERSIONED
+    ]
+    union = frames[0].unionByName(frames[1]).unionByName(frames[2])
+    return {r["day"]: int(r["count"]) for r in union.groupBy("day").count().collect()}

@@ -12,12 +12,34 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobs.lake import lake_connection, s3a_settings
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SPARK_MASTER_ENV = "CRM_METRICS_SPARK_MASTER"
 SPARK_CONN_ENV = "AIRFLOW_CONN_CRM_SPARK"
-JDBC_JAR_CANDIDATES = ("/usr/share/java/postgresql.jar",)
+JARS_ENV = "CRM_METRICS_JARS"
+# `make install` copies them here from Maven Central (infra/spark/pom.xml): Delta Lake, S3A and
+# its AWS SDK modules, the PostgreSQL JDBC driver
+DEFAULT_JARS_DIR = Path(__file__).resolve().parents[1] / ".jars"
+DELTA_SETTINGS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def spark_jars() -> list[str]:
+    """The JVM packages fetched by `make install`; an error names the command when they are absent
+    (nothing is ever downloaded at session start)."""
+    folder = Path(os.environ.get(JARS_ENV) or DEFAULT_JARS_DIR)
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not any("delta-spark" in Path(j).name for j in jars):
+        raise FileNotFoundError(
+            f"no Delta Lake jars in {folder}: run `make install` (Maven copies them from infra/spark/pom.xml) "
+            f"or point ${JARS_ENV} at a folder holding them"
+        )
+    return jars
 
 
 def spark_master(explicit: str | None = None) -> str:
@@ -78,9 +100,12 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
         builder = builder.config("spark.driver.host", os.environ.get("CRM_METRICS_DRIVER_HOST", "127.0.0.1"))
     log_config = Path(__file__).with_name("log4j2.properties")
     builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
-    jars = [j for j in JDBC_JAR_CANDIDATES if Path(j).exists()]
-    if jars:
-        builder = builder.config("spark.jars", ",".join(jars))
+    builder = builder.config("spark.jars", ",".join(spark_jars()))
+    for key, value in {**DELTA_SETTINGS, **s3a_settings(lake_connection())}.items():
+        builder = builder.config(key, value)
+    if master.startswith("local"):
+        # Delta rebuilds a table's state with 50 tasks by default: most of a small table's read time
+        builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
     for key, value in (extra or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

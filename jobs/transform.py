@@ -6,13 +6,12 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from pathlib import Path
 
-import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.delta import read_snapshot, snapshot_rows, write_snapshot
 from jobs.faults import maybe_pause
 from jobs.lake import Lake
 from jobs.metrics import channels, clv, cohorts, customers, movements, portfolio, segments
@@ -110,19 +109,13 @@ def build_marts(
 
 
 def write_marts(lake: Lake, snapshot: date, built: BuiltMarts) -> dict[str, int]:
-    """Write each mart's snapshot partition: staged, then renamed into place, a few marts at a
-    time (jobs.parallel). Returns row counts."""
+    """Write each mart's snapshot into its Delta table (`marts/<mart>`, one commit per mart), a
+    few marts at a time (jobs.parallel). Returns row counts."""
 
     def write_one(name: str, df: DataFrame) -> int:
-        parent = lake.mart_table(name)
-        staging = lake.staging(parent)
-        try:
-            df.coalesce(1).write.mode("overwrite").parquet(str(staging / "data"))
-            maybe_pause("mart_written_before_rename")
-            lake.replace(staging / "data", lake.mart_partition(name, snapshot))
-        finally:
-            lake.clean_staging(parent)
-        rows = parquet_rows(lake.mart_partition(name, snapshot))
+        maybe_pause("mart_before_commit")
+        write_snapshot(df.coalesce(1), lake.mart_table(name), snapshot, f"mart {name}")
+        rows = snapshot_rows(lake, lake.mart_table(name), snapshot)
         log.info("mart %s: %s rows for %s", name, rows, snapshot)
         return rows
 
@@ -131,11 +124,6 @@ def write_marts(lake: Lake, snapshot: date, built: BuiltMarts) -> dict[str, int]
     return dict(zip(names, counts, strict=True))
 
 
-def parquet_rows(folder: Path) -> int:
-    """Rows in a folder of Parquet files, from the file footers (no Spark job)."""
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet"))
-
-
 def read_mart(spark: SparkSession, lake: Lake, name: str, snapshot: date) -> DataFrame:
-    """A mart partition as written by write_marts (without the partition column)."""
-    return spark.read.parquet(str(lake.mart_partition(name, snapshot)))
+    """A mart's snapshot as written by write_marts (every contract column, snapshot_date included)."""
+    return read_snapshot(spark, lake, lake.mart_table(name), snapshot, f"mart {name} (run build_marts first)", True)

@@ -343,6 +343,8 @@ PIPELINE_RUNS = Table(
         c("message", "string", "Error message of the failed step (credentials masked)."),
         c("rows_extracted", "bigint", "Rows written to the lake by the extract step."),
         c("rows_quarantined", "bigint", "Rows set aside by the quality gate."),
+        c("rows_restated", "bigint", "Rows of the snapshot known only from a version captured after it (an entity first "
+          "captured later, counted from its earliest version: see the README's backfills section)."),
         c("rows_published", "bigint", "Rows written to the marts for the snapshot."),
         c("step_seconds", "string", "JSON object: seconds per step."),
         c("recorded_at", "timestamp", "Wall-clock time the run was recorded (informational only)."),

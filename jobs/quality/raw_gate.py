@@ -10,7 +10,6 @@ from statistics import mean
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.lake import Lake
 from jobs.quality.gates import CheckResult, GateFailed, check, run_suite
 from jobs.quality.rules import valid
 from jobs.snapshot_inputs import SnapshotInputs
@@ -56,13 +55,10 @@ def run_rows(checked: DataFrame, snapshot: date, full: bool) -> DataFrame:
     return checked if full else checked.where(F.col("extract_date") == F.lit(snapshot))
 
 
-def row_count_check(lake: Lake, snapshot: date, rows_now: int, min_ratio: float, max_ratio: float) -> CheckResult | None:
-    """Today's extracted rows against the mean of the previous daily extractions."""
-    history = [
-        sum(info.get("rows", {}).get(t, 0) for t in ("orders", "order_items", "interactions"))
-        for day, info in sorted(lake.coverage().items())
-        if not info.get("full_refresh") and snapshot - timedelta(days=ROW_COUNT_HISTORY) <= day < snapshot
-    ]
+def row_count_check(daily: dict[date, int], snapshot: date, rows_now: int, min_ratio: float, max_ratio: float) -> CheckResult | None:
+    """The day's rows against the mean of the previous days' (versions of orders, lines and
+    interactions updated on each of the ROW_COUNT_HISTORY days before the snapshot that had any)."""
+    history = [n for day, n in sorted(daily.items()) if snapshot - timedelta(days=ROW_COUNT_HISTORY) <= day < snapshot and n]
     if len(history) < ROW_COUNT_MIN_HISTORY or mean(history) < ROW_COUNT_MIN_ROWS:
         return None
     low, high = mean(history) * min_ratio, mean(history) * max_ratio
@@ -76,7 +72,7 @@ def row_count_check(lake: Lake, snapshot: date, rows_now: int, min_ratio: float,
 
 def validate_raw(
     inputs: SnapshotInputs,
-    lake: Lake,
+    daily_counts: dict[date, int],
     snapshot: date,
     run_id: str,
     *,
@@ -134,7 +130,7 @@ def validate_raw(
     for table, df in (("customers", inputs.customers), ("products", inputs.products), ("marketing_spend", inputs.marketing_spend)):
         results += run_suite(df, f"raw_{table}", RAW_SUITES[table])
     if not full:
-        band = row_count_check(lake, snapshot, total_rows, row_count_min_ratio, row_count_max_ratio)
+        band = row_count_check(daily_counts, snapshot, total_rows, row_count_min_ratio, row_count_max_ratio)
         if band:
             results.append(band)
     if newest_order_update is None:

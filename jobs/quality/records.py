@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -34,10 +33,11 @@ def store_dq_results(wh: Warehouse, snapshot: date, run_id: str, gate: str, resu
         wh.load_arrow(conn, MARTS_SCHEMA, DQ_RESULTS, table)
 
 
-def store_quarantine(wh: Warehouse, snapshot: date, files: list[Path]) -> int:
-    """Replace the snapshot's quarantine rows with the gate's latest findings."""
+def store_quarantine(wh: Warehouse, snapshot: date, rows: pa.Table) -> int:
+    """Replace the snapshot's quarantine rows with the gate's latest findings (the lake's
+    quarantine table of the snapshot, as Arrow)."""
     with wh.transaction() as conn:
         conn.execute(
             f"DELETE FROM {quote_ident(MARTS_SCHEMA, QUARANTINE.name)} WHERE snapshot_date = {wh.placeholder}", [snapshot]
         )
-        return wh.load_parquet(conn, MARTS_SCHEMA, QUARANTINE, files) if files else 0
+        return wh.load_arrow(conn, MARTS_SCHEMA, QUARANTINE, rows) if rows.num_rows else 0

@@ -72,8 +72,9 @@ DUPLICATE_FLAG = "_duplicate_version"
 
 
 def row_hash(df: DataFrame) -> Column:
-    """The hash two versions are told apart by: every column but the lake's extract_date."""
-    return F.xxhash64(*[F.col(c) for c in df.columns if c not in ("extract_date", DUPLICATE_FLAG)])
+    """The hash two versions are told apart by: every source column (not the lake's extract_date
+    nor its bookkeeping columns, whose names start with `_`)."""
+    return F.xxhash64(*[F.col(c) for c in df.columns if c != "extract_date" and not c.startswith("_")])
 
 
 def _distinct_versions(df: DataFrame, key: list[str]) -> Column:

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from jobs.config import mask_url
-from schemas.types import Table, create_table_sql
+from schemas.types import Table, create_table_sql, sql_type
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -84,12 +84,21 @@ class Warehouse(abc.ABC):
 
     # -- schema ------------------------------------------------------------------------------
     def ensure_tables(self, schema: str, tables: Iterable[Table], primary_keys: bool = True) -> None:
-        """Create the schema and tables (with comments) if missing."""
+        """Create the schema and tables (with comments) if missing; add a column that a newer
+        contract has and an older table lacks (nullable: old rows hold NULL there)."""
+        tables = list(tables)
+        existing = {t.name: self.columns(schema, t.name) for t in tables}
         with self.transaction() as conn:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
             for table in tables:
                 for stmt in create_table_sql(table, check_ident(schema), self.dialect, primary_keys):
                     conn.execute(stmt)
+                for col in table.columns:
+                    if existing[table.name] and col.name not in existing[table.name]:
+                        conn.execute(
+                            f"ALTER TABLE {quote_ident(schema, table.name)} ADD COLUMN {quote_ident(col.name)} "
+                            f"{sql_type(col.type, self.dialect)}"
+                        )
 
     def drop_schema(self, schema: str) -> None:
         self.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")

@@ -1,0 +1,104 @@
+"""Delta Lake reads and writes through Spark: one commit per table per snapshot, retried on a
+concurrent commit, plus the table maintenance (OPTIMIZE, VACUUM) of `crm-metrics maintain`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import TypeVar
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.lake import SNAPSHOT_COLUMN, Lake
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Delta's optimistic concurrency: another writer committed first. Retrying re-reads the table.
+CONFLICT_MARKERS = ("ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction", "ConcurrentWrite",
+                    "ProtocolChanged", "MetadataChanged", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED",
+                    "DELTA_PROTOCOL_CHANGED", "already exists")
+CONFLICT_ATTEMPTS = 5
+
+
+class LakeConflict(RuntimeError):
+    """Another run kept committing to the same Delta table; retry the task."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(m in text for m in CONFLICT_MARKERS)
+
+
+def retry_conflicts(what: str, fn: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run `fn` (an idempotent Delta commit) again when a concurrent commit beat it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            if attempt == attempts:
+                raise LakeConflict(
+                    f"{what}: another run committed to the same Delta table {attempts} times in a row; "
+                    f"retry the task (last conflict: {str(exc).splitlines()[0][:300]})"
+                ) from exc
+            log.warning("%s: concurrent commit, retrying (%s of %s)", what, attempt, attempts)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def snapshot_filter(snapshot: date) -> str:
+    return f"{SNAPSHOT_COLUMN} = DATE'{snapshot.isoformat()}'"
+
+
+def write_snapshot(df: DataFrame, path: str, snapshot: date, what: str) -> None:
+    """Replace the snapshot's partition of the Delta table at `path` with `df`: one commit (the
+    table is created by the first write). An empty `df` leaves the snapshot empty."""
+    out = df.withColumn(SNAPSHOT_COLUMN, F.lit(snapshot).cast("date"))
+
+    def commit() -> None:
+        (out.write.format("delta").mode("overwrite").partitionBy(SNAPSHOT_COLUMN)
+         .option("replaceWhere", snapshot_filter(snapshot)).save(path))
+
+    retry_conflicts(what, commit)
+
+
+def read_snapshot(
+    spark: SparkSession, lake: Lake, path: str, snapshot: date, what: str, keep_snapshot_column: bool = False
+) -> DataFrame:
+    """One snapshot of a Delta table written by write_snapshot (without its snapshot_date unless
+    asked: the marts keep it, in contract order)."""
+    if not lake.has_table(path):
+        raise FileNotFoundError(f"{what}: no Delta table at {path} for {snapshot}")
+    df = spark.read.format("delta").load(path).where(snapshot_filter(snapshot))
+    return df if keep_snapshot_column else df.drop(SNAPSHOT_COLUMN)
+
+
+def snapshot_rows(lake: Lake, path: str, snapshot: date) -> int:
+    """Rows of one snapshot from the Delta log's file statistics (no Spark job)."""
+    from deltalake import DeltaTable
+
+    if not lake.has_table(path):
+        return 0
+    actions = pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
+    total = 0
+    parts = actions.column(f"partition.{SNAPSHOT_COLUMN}").to_pylist()
+    for part, rows in zip(parts, actions.column("num_records").to_pylist(), strict=True):
+        if part is not None and str(part) == snapshot.isoformat():
+            total += int(rows or 0)
+    return total
+
+
+def optimize(spark: SparkSession, path: str) -> None:
+    spark.sql(f"OPTIMIZE delta.`{path}`")
+
+
+def vacuum(spark: SparkSession, path: str, retain_hours: float) -> None:
+    """Delete files no version inside the retention window needs (Delta's VACUUM)."""
+    spark.sql(f"VACUUM delta.`{path}` RETAIN {retain_hours} HOURS")
