@@ -5,11 +5,15 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Spark's JVM packages (Delta Lake, S3A + AWS SDK modules, PostgreSQL JDBC), copied by Maven from
+# Maven Central as infra/spark/pom.xml pins them; get_spark passes them as spark.jars.
+JARS := .jars
+JARS_STAMP := $(JARS)/.installed
 # pip on these machines warns about missing local mirrors; keep the output readable
 PIPQUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-APT_PACKAGES := postgresql libpostgresql-jdbc-java chromium
+APT_PACKAGES := postgresql chromium
 
-.PHONY: demo test install system-deps java lint typecheck unit bench bench-generate docs clean
+.PHONY: demo test install jars system-deps java maven lint typecheck unit bench bench-generate docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +22,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip check
 	touch $(STAMP)
 
-install: $(STAMP)
+$(JARS_STAMP): infra/spark/pom.xml
+	@$(MAKE) --no-print-directory maven
+	rm -rf $(JARS)
+	mvn -q -B -f infra/spark/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)
+	touch $(JARS_STAMP)
+
+jars: $(JARS_STAMP)
+
+install: $(STAMP) $(JARS_STAMP)
 
 # Java 17 for Spark; PostgreSQL server and JDBC driver for the warehouse tests (Debian packages).
 java:
 	@command -v java >/dev/null || { apt-get update -q && apt-get install -y -q openjdk-17-jre-headless; }
 
+maven: java
+	@command -v mvn >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven; }
+
 system-deps: java
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -f /usr/share/java/postgresql.jar ] || ! command -v chromium >/dev/null; then \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null; then \
 		echo "installing $(APT_PACKAGES)"; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
 	fi
 
@@ -57,4 +72,4 @@ bench-generate: install
 	$(BIN)/python benchmarks/bench_generate.py
 
 clean:
-	rm -rf data .pytest_cache .mypy_cache .ruff_cache spark-warehouse
+	rm -rf data .jars .pytest_cache .mypy_cache .ruff_cache spark-warehouse

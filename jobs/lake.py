@@ -147,9 +147,16 @@ class Lake:
         return opts
 
     def has_table(self, path: str) -> bool:
+        """A Delta table with at least one commit is there (a folder left by a writer killed before
+        its first commit is not a table)."""
         from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
 
-        return bool(DeltaTable.is_deltatable(self.delta_uri(path), storage_options=self.storage_options()))
+        try:
+            DeltaTable(self.delta_uri(path), storage_options=self.storage_options())
+        except TableNotFoundError:
+            return False
+        return True
 
     def read_arrow(self, path: str, snapshot: date | None = None, columns: list[str] | None = None) -> pa.Table:
         """A Delta table (or one snapshot of it) as Arrow, read by delta-rs: no Spark needed."""

@@ -28,4 +28,4 @@ def test_params_are_typed_and_unknown_ones_refused() -> None:
 
 def test_status_folder_name_is_safe() -> None:
     ctx = RunContext.create(date(2024, 1, 1), run_id="manual__2024-01-01T00:00:00+00:00", warehouse="duckdb:///x.duckdb", lake="lake")
-    assert ctx.status_dir().name == "manual__2024-01-01T00_00_00_00_00"
+    assert ctx.status_path("extract").endswith("/runs/2024-01-01/manual__2024-01-01T00_00_00_00_00/extract.json")

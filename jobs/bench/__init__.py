@@ -1,20 +1,21 @@
 """`crm-metrics bench --lines N`: generate N order lines, then time, side by side and checked:
 
 1. Spark on the project's own code path, in a warm session (session start reported apart), after
-   the full extraction into the lake (timed apart), in two stages: the inputs stage (raw lake ->
-   latest versions + validity rules -> the clean layer, as the validate_raw gate writes it) and
-   the metric stage (the clean layer -> customer_profitability, customer_rfm, cohort_retention,
-   as build_marts builds them);
+   the full extraction into the lake's raw Delta tables (by Spark's MERGE, timed apart), in two
+   stages: the inputs stage (raw lake as of the snapshot -> latest versions + validity rules ->
+   the clean layer, as the validate_raw gate writes it) and the metric stage (the clean layer ->
+   customer_profitability, customer_rfm, cohort_retention, as build_marts builds them);
 2. a hand-written DuckDB reference in the same two stages (jobs/bench/reference_inputs.sql over
-   the raw lake, jobs/bench/reference_marts.sql over the clean layer Spark wrote), whose clean
-   tables and marts must equal Spark's (a mismatch fails the command). The metric stage is the
-   one the 3x target is about; the inputs stage and the total are reported beside it;
+   the raw Delta tables, jobs/bench/reference_marts.sql over the clean layer Spark wrote, both
+   read with deltalake into Arrow), whose clean tables and marts must equal Spark's (a mismatch
+   fails the command). The metric stage is the one the 3x target is about; the inputs stage and
+   the total are reported beside it;
 3. a lifetimes-style summary (frequency, recency, T, monetary_value) in Spark, in pandas (up to
    --pandas-max-lines) and in DuckDB SQL (jobs/bench/reference_summary.sql) from the same raw
-   orders, checked against each other and against Spark's customer_rfm;
+   orders as of the snapshot, checked against each other and against Spark's customer_rfm;
 4. the whole pipeline for the snapshot date, per step (jobs.pipeline.run_all), unless
    --skip-pipeline;
-5. the next day's incremental run against the full one: extraction alone and the whole run.
+5. the next day's run against the full one: extraction alone and the whole run.
 
 Prints a progress bar on stderr when stderr is a terminal, then a table and, last, one JSON line
 on stdout. docs/benchmarks.md has the measurements and how to read them.
@@ -53,7 +54,7 @@ INCREMENTAL_TARGET = 0.20
 DATA_MARKER = "bench-data.json"
 # the progress bar's phases (every one is counted, skipped or not)
 PHASES = (
-    "generate warehouse", "extract full history", "spark session start", "spark inputs stage", "spark metric stage",
+    "generate warehouse", "spark session start", "extract full history", "spark inputs stage", "spark metric stage",
     "spark metric stage again", "spark lifetimes summary", "duckdb inputs stage", "duckdb metric stage",
     "duckdb metric stage again", "checks: clean layer, marts",
     "pandas lifetimes summary", "duckdb lifetimes summary", "extract next day", "pipeline full", "pipeline next day",
@@ -152,7 +153,14 @@ class Bench:
             bar.close()
 
     def _phases(self, sampler: Any, bar: PhaseBar) -> dict[str, Any]:
-        from jobs.bench.duckdb_reference import SUMMARY, check_clean, check_lifetimes, check_marts, clean_dir
+        from jobs.bench.duckdb_reference import (
+            SUMMARY,
+            check_clean,
+            check_lifetimes,
+            check_marts,
+            clean_dir,
+            mart_snapshot,
+        )
         from jobs.bench.spark_job import (
             BENCH_MARTS,
             run_inputs_stage,
@@ -178,20 +186,8 @@ class Bench:
         self.phases.append(Phase("generate warehouse", data.get("seconds"), lines, mem.driver_mb, None,
                                  "reused" if data.get("reused") else f"{data['customers']:,} customers"))
 
-        shutil.rmtree(self.lake_dir, ignore_errors=True)
-        shutil.rmtree(self.out_dir, ignore_errors=True)
-        lake = Lake.at(self.lake_dir)
-        wh = open_warehouse(self.warehouse)
-        with bar.phase("extract full history"), sampler.phase() as mem, _stdout_to_stderr():
-            t = time.perf_counter()
-            full = extract(wh, lake, SNAPSHOT, full_refresh=True)
-            extract_full = time.perf_counter() - t
-        out["extract_seconds"] = extract_full
-        out["extract_rows"] = full.total_rows
-        self.phases.append(Phase("extract full history -> lake", extract_full, lines, mem.driver_mb, None,
-                                 f"{full.total_rows:,} rows, all tables"))
-
-        # 2. Spark: session, inputs stage, metric stage, lifetimes summary -------------------------
+        # 2. Spark: session, extraction (a Spark MERGE into the raw Delta tables), inputs stage,
+        # metric stage, lifetimes summary ---------------------------------------------------------
         if args.master:
             os.environ[SPARK_MASTER_ENV] = args.master  # the pipeline's get_spark() reuses it
         with bar.phase("spark session start"), sampler.phase() as mem:
@@ -205,6 +201,19 @@ class Bench:
         out["shuffle_partitions"] = _spark_conf(spark, "spark.sql.shuffle.partitions")
         self.phases.append(Phase("spark session start", session_start, None, mem.driver_mb, mem.jvm_mb,
                                  str(out["spark_master"]), cpu=mem.cpu_seconds))
+
+        shutil.rmtree(self.lake_dir, ignore_errors=True)
+        shutil.rmtree(self.out_dir, ignore_errors=True)
+        lake = Lake.at(self.lake_dir)
+        wh = open_warehouse(self.warehouse)
+        with bar.phase("extract full history"), sampler.phase() as mem, _stdout_to_stderr():
+            t = time.perf_counter()
+            full = extract(spark, wh, lake, SNAPSHOT, full_refresh=True, run_id=f"bench__{SNAPSHOT.isoformat()}")
+            extract_full = time.perf_counter() - t
+        out["extract_seconds"] = extract_full
+        out["extract_rows"] = full.total_rows
+        self.phases.append(Phase("extract full history -> lake", extract_full, lines, mem.driver_mb, mem.jvm_mb,
+                                 f"{full.total_rows:,} versions, all tables (Delta MERGE)", cpu=mem.cpu_seconds))
 
         with bar.phase("spark inputs stage"), sampler.phase() as mem, _stdout_to_stderr():
             spark_inputs = run_inputs_stage(spark, lake, SNAPSHOT, max_amount)
@@ -297,8 +306,9 @@ class Bench:
         spark_again_phase.vs_duckdb = out["repeat_ratio"]
 
         with bar.phase("checks: clean layer, marts"):
-            clean_checks = check_clean(self.lake_dir, SNAPSHOT, clean_dir(ref_dir))
-            checks = check_marts({m: lake.mart_partition(m, SNAPSHOT) for m in BENCH_MARTS}, ref_dir)
+            # Spark's output read from its Delta tables (deltalake), the reference's from its files
+            clean_checks = check_clean(lake, SNAPSHOT, clean_dir(ref_dir))
+            checks = check_marts({m: mart_snapshot(lake, m, SNAPSHOT) for m in BENCH_MARTS}, ref_dir)
         out["clean_check"] = {name: c.as_dict() for name, c in clean_checks.items()}
         out["check"] = {name: c.as_dict() for name, c in checks.items()}
         mismatches = sum(c.total for c in clean_checks.values()) + sum(c.total for c in checks.values())
@@ -326,7 +336,7 @@ class Bench:
                     out["pandas_cpu_seconds"] = pd_res.get("cpu_seconds")
                     out["pandas_ratio"] = _ratio(pd_res["seconds"], out["spark_summary_seconds"])
                     out["pandas_cpu_ratio"] = _ratio(pd_res.get("cpu_seconds"), out["spark_summary_cpu_seconds"])
-                    pcheck = check_lifetimes(lake.mart_partition("customer_rfm", SNAPSHOT), summary_file, "pandas = customer_rfm")
+                    pcheck = check_lifetimes(mart_snapshot(lake, "customer_rfm", SNAPSHOT), summary_file, "pandas = customer_rfm")
                     scheck = check_lifetimes(spark_summary_dir, summary_file, "spark summary = pandas")
                     out["pandas_check"] = pcheck.as_dict()
                     out["spark_summary_check"] = scheck.as_dict()
@@ -353,7 +363,7 @@ class Bench:
         # 5. the next day's extraction into the same lake --------------------------------------------
         with bar.phase("extract next day"), sampler.phase() as mem, _stdout_to_stderr():
             t = time.perf_counter()
-            day = extract(wh, lake, END)
+            day = extract(spark, wh, lake, END, run_id=f"bench__{END.isoformat()}")
             extract_day = time.perf_counter() - t
         incremental: dict[str, Any] = {
             "target": INCREMENTAL_TARGET,
@@ -362,8 +372,8 @@ class Bench:
             "extract_day_rows": day.total_rows,
             "extract_ratio": extract_day / extract_full if extract_full else None,
         }
-        self.phases.append(Phase("extract next day -> lake", extract_day, day.total_rows, mem.driver_mb, None,
-                                 f"{day.total_rows:,} rows changed on {END}"))
+        self.phases.append(Phase("extract next day -> lake", extract_day, day.total_rows, mem.driver_mb, mem.jvm_mb,
+                                 f"{day.total_rows:,} versions added for {END}", cpu=mem.cpu_seconds))
 
         # 6. the whole pipeline: full, then the next day ----------------------------------------------
         if args.skip_pipeline:
@@ -386,7 +396,6 @@ class Bench:
                     incremental["update_full_seconds"] = full_run["day_update_seconds"]
                     incremental["update_day_seconds"] = next_run["day_update_seconds"]
                     incremental["update_ratio"] = next_run["day_update_seconds"] / full_run["day_update_seconds"]
-                    incremental["next_day_clean_layer"] = next_run["clean_layer"]["mode"]
                 incremental["pipeline_extract_ratio"] = (
                     next_run["steps"].get("extract", 0.0) / full_run["steps"]["extract"] if full_run["steps"].get("extract") else None
                 )
@@ -448,20 +457,15 @@ class Bench:
             wall = time.perf_counter() - t
         statuses = step_statuses(ctx)
         steps = {s: statuses[s]["seconds"] for s in STEPS if s in statuses}
-        layer = (statuses.get("validate_raw") or {}).get("clean_layer") or {}
-        days_info = (statuses.get("build_marts") or {}).get("customer_day") or {}
         self.phases.append(Phase(label, wall, None, mem.driver_mb, mem.jvm_mb, error or f"snapshot {snapshot}",
                                  cpu=mem.cpu_seconds))
         for s, secs in steps.items():
             self.phases.append(Phase(f"  {s}", secs, None))
-        # the issue's "one day's run": extraction, the clean-layer update (the validate_raw step)
-        # and the customer_day update (inside build_marts)
-        day_parts = [steps.get("extract"), steps.get("validate_raw"), days_info.get("seconds")]
+        # one day's update of the lake: the extraction and the clean layer of the snapshot (the
+        # validate_raw step rebuilds it from the raw history, gate included)
+        day_parts = [steps.get("extract"), steps.get("validate_raw")]
         return {"snapshot": snapshot.isoformat(), "total": sum(steps.values()) if not error else None, "wall": wall,
                 "steps": steps, "error": error,
-                "clean_layer": {"mode": layer.get("mode"), "why_full": layer.get("why_full"),
-                                "rebuilt_months": layer.get("rebuilt_months")},
-                "customer_day": {"mode": days_info.get("mode"), "seconds": days_info.get("seconds")},
                 "day_update_seconds": None if error or None in day_parts else sum(x for x in day_parts if x is not None)}
 
 
@@ -616,8 +620,8 @@ def print_table(result: dict[str, Any]) -> None:
     inc = result["incremental"]
     summary = f"incremental: next-day extract / full extract = {inc['extract_ratio']:.3f}"
     if inc.get("update_ratio") is not None:
-        summary += (f"; next day's extract + clean-layer + customer_day update / full = {inc['update_day_seconds']:.1f} / "
-                    f"{inc['update_full_seconds']:.1f} s = {inc['update_ratio']:.3f} ({inc.get('next_day_clean_layer')} clean layer)")
+        summary += (f"; next day's extract + clean layer / full = {inc['update_day_seconds']:.1f} / "
+                    f"{inc['update_full_seconds']:.1f} s = {inc['update_ratio']:.3f}")
     if inc.get("run_ratio") is not None:
         summary += f"; whole next-day run / full run = {inc['run_ratio']:.2f}"
     print(summary + f" (target <= {inc['target']:.2f})")

@@ -8,8 +8,12 @@ T = snapshot - first occasion, in weeks = days / 7; monetary_value = mean spend 
 occasions (the first left out), 0 for one-time buyers. Spend = net revenue (gross - discount -
 refund), summed in integer cents.
 
-It reads the latest version of each order up to the snapshot and applies no validity rules (a
-pandas user's script; on generated data without --dirty the rules remove nothing).
+It reads the raw orders (a Delta table of every captured version, read with `deltalake` into
+Arrow) as of the snapshot: the versions updated by the end of the snapshot day, plus an order's
+first version when it is newer but the order was placed by then (jobs.snapshot_inputs.read_raw's
+rule, written again here); then the latest version of each order, an order whose latest version
+is a tombstone (`_deleted`) left out. It applies no validity rules (a pandas user's script; on
+generated data without --dirty the rules remove nothing).
 
 Run as a child process so its time and peak memory are its own:
     python -m jobs.bench.pandas_summary --lake LAKE --snapshot D --out FILE.parquet
@@ -20,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +32,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from jobs.bench.procmem import child_main
+from jobs.extract import DELETED
+from jobs.lake import Lake
 
 DAYS_PER_WEEK = 7.0
 NOT_PURCHASES = ("cancelled", "refunded")
-COLUMNS = ["order_id", "customer_id", "ordered_at", "status", "gross_amount", "discount_amount", "refund_amount", "updated_at"]
+COLUMNS = ["order_id", "customer_id", "ordered_at", "status", "gross_amount", "discount_amount", "refund_amount", "updated_at",
+           DELETED]
+TIMES = ("ordered_at", "updated_at")
 
 
 def _cents(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -43,19 +50,30 @@ def _cents(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(pc.multiply(col, pa.scalar(100)), pa.int64())
 
 
-def read_orders(lake_root: Path, snapshot: date) -> pd.DataFrame:
-    """Every version of every order extracted up to the snapshot, money in cents."""
-    partitioning = ds.partitioning(pa.schema([("extract_date", pa.date32())]), flavor="hive")
-    dataset = ds.dataset(lake_root / "raw" / "orders", format="parquet", partitioning=partitioning)
-    table = dataset.to_table(columns=COLUMNS, filter=ds.field("extract_date") <= pa.scalar(snapshot, pa.date32()))
+def read_orders(lake_root: str | Path, snapshot: date) -> pd.DataFrame:
+    """Every version of every order visible at the snapshot, money in cents, times as naive UTC."""
+    lake = Lake.at(lake_root)
+    table = lake.read_arrow(lake.raw_table("orders"), columns=COLUMNS)
     for name in ("gross_amount", "discount_amount", "refund_amount"):
         table = table.set_column(table.schema.get_field_index(name), name, _cents(table[name]))
-    return table.to_pandas()
+    for name in TIMES:  # instants (UTC) -> the same wall time without a zone
+        table = table.set_column(table.schema.get_field_index(name), name, pc.cast(table[name], pa.timestamp("us")))
+    return visible_versions(table.to_pandas(), snapshot)
+
+
+def visible_versions(orders: pd.DataFrame, snapshot: date) -> pd.DataFrame:
+    """The versions visible at the snapshot: updated before the end of its day, or the order's
+    first version when the order was placed by then."""
+    end = pd.Timestamp(snapshot + timedelta(days=1))
+    first = orders.groupby("order_id", sort=False, dropna=False)["updated_at"].transform("min")
+    late_first = (orders["updated_at"] == first) & (orders["ordered_at"] < end)
+    return orders[(orders["updated_at"] < end) | late_first]
 
 
 def lifetimes_summary(orders: pd.DataFrame, snapshot: date) -> pd.DataFrame:
     """One row per customer with a purchase: frequency, recency, T, monetary_value."""
     latest = orders.sort_values("updated_at", kind="stable").drop_duplicates("order_id", keep="last")
+    latest = latest[~latest[DELETED].eq(True)]  # the order was deleted by the snapshot
     purchases = latest[~latest["status"].isin(NOT_PURCHASES)]
     tx = pd.DataFrame(
         {
@@ -86,7 +104,7 @@ def lifetimes_summary(orders: pd.DataFrame, snapshot: date) -> pd.DataFrame:
     )
 
 
-def run_summary(lake_root: Path, snapshot: date, out: Path) -> dict[str, Any]:
+def run_summary(lake_root: str | Path, snapshot: date, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     orders = read_orders(lake_root, snapshot)
     read_seconds = time.perf_counter() - started
@@ -103,7 +121,7 @@ def run_summary(lake_root: Path, snapshot: date, out: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lake", type=Path, required=True)
+    parser.add_argument("--lake", required=True, help="the lake root: a folder or s3a://bucket/prefix")
     parser.add_argument("--snapshot", type=date.fromisoformat, required=True)
     parser.add_argument("--out", type=Path, required=True)
     return child_main(parser, lambda args: run_summary(args.lake, args.snapshot, args.out), argv)

@@ -1,20 +1,22 @@
 """The Spark work the benchmark times, in two stages on the project's own code path, plus a
 lifetimes-style summary written as a Spark user would write it.
 
-1. inputs stage (what the pipeline's validate_raw gate writes): raw lake ->
-   jobs.snapshot_inputs.load_inputs (latest version of every row, validity rules) ->
-   clean_inputs -> write_clean (the clean layer, lake/clean/<table>/snapshot_date=D).
+1. inputs stage (what the pipeline's validate_raw gate writes): the raw Delta tables (every
+   captured version) -> jobs.snapshot_inputs.load_inputs (the versions visible at the snapshot,
+   latest version of every row, validity rules) -> clean_inputs -> write_clean (the clean
+   layer: one Delta commit per table lake/clean/<table>, partition snapshot_date = D).
 2. metric stage (what build_marts does for these three marts): read_clean -> jobs.metrics
    (order_facts, customer_day, customer_summary, customer_base, customer_profitability,
    customer_rfm, customer_month, customer_cohort, cohort_retention) -> jobs.transform.conform ->
-   jobs.transform.write_marts (Parquet in the lake, as the pipeline writes it).
+   jobs.transform.write_marts (the Delta tables lake/marts/<mart>, as the pipeline writes them).
 
 The metric stage composes the metric functions the way jobs.transform.build_marts does
 (customer_day and the customer base cached: every mart reads them), without the marts the
 reference does not compute (segments, CLV fit and scoring, channels, movements, portfolio). The
 whole build_marts is timed by the pipeline's build_marts step.
 
-3. lifetimes summary: frequency, recency, T and monetary_value from the raw lake's orders, with
+3. lifetimes summary: frequency, recency, T and monetary_value from the raw lake's orders as of
+   the snapshot (jobs.snapshot_inputs.read_raw), with
    the conventions of jobs/bench/pandas_summary.py (same input, same rules, same output columns),
    so the pandas child and Spark do the same work.
 """
@@ -31,6 +33,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.extract import DELETED
 from jobs.lake import Lake
 from jobs.metrics import cohorts, customers
 from jobs.metrics.customer_day import customer_day
@@ -39,6 +42,7 @@ from jobs.quality.rules import RuleParams
 from jobs.snapshot_inputs import (
     clean_inputs,
     company_start_default,
+    current_tables,
     load_inputs,
     read_clean,
     read_raw,
@@ -68,7 +72,8 @@ def run_inputs_stage(spark: SparkSession, lake: Lake, snapshot: date, max_order_
     (without the gate's expectations and quarantine). `rows`: rows written per clean table."""
     run = SparkRun()
     started = time.perf_counter()
-    start = company_start_default(read_raw(spark, lake, "customers", snapshot, exact=True)) or date(1900, 1, 1)
+    # the pipeline's default company start: the first signup among the customers as of the snapshot
+    start = company_start_default(current_tables(spark, lake, snapshot)["customers"]) or date(1900, 1, 1)
     inputs = load_inputs(spark, lake, snapshot, RuleParams(snapshot, start, max_order_amount))
     try:
         run.rows = write_clean(lake, snapshot, clean_inputs(inputs))
@@ -97,7 +102,7 @@ def build_three(spark: SparkSession, lake: Lake, snapshot: date) -> tuple[dict[s
 
 def run_metric_stage(spark: SparkSession, lake: Lake, snapshot: date) -> SparkRun:
     """Read the clean layer, build and write the three marts; seconds from the first read to the
-    last file renamed.
+    last Delta commit.
 
     Marts are written one after another (as write_marts does), so `mart_seconds` of the first
     one includes the shared work (customer_day, the customer base)."""
@@ -118,16 +123,18 @@ def run_metric_stage(spark: SparkSession, lake: Lake, snapshot: date) -> SparkRu
 
 # -- 3. lifetimes summary -------------------------------------------------------------------------
 def lifetimes_summary(orders: DataFrame, snapshot: date) -> DataFrame:
-    """One row per customer with a purchase: frequency, recency, T, monetary_value, from every
-    version of every order (the conventions of jobs/bench/pandas_summary.py: latest version by
-    updated_at, no validity rules, a purchase occasion = a customer-day with an order neither
+    """One row per customer with a purchase: frequency, recency, T, monetary_value, from the
+    versions of the orders visible at the snapshot (read_raw; the conventions of
+    jobs/bench/pandas_summary.py: latest version by updated_at, an order whose latest version is
+    a tombstone left out, no validity rules, a purchase occasion = a customer-day with an order neither
     cancelled nor refunded, money in integer cents, the first occasion left out of the monetary
     value, weeks = days / 7)."""
     latest = (
         orders.groupBy("order_id")
-        .agg(F.max_by(F.struct("customer_id", "ordered_at", "status", "gross_amount", "discount_amount", "refund_amount"),
-                      "updated_at").alias("o"))
+        .agg(F.max_by(F.struct("customer_id", "ordered_at", "status", "gross_amount", "discount_amount", "refund_amount",
+                               DELETED), "updated_at").alias("o"))
         .select("o.*")
+        .where(~F.col(DELETED))
     )
     # pandas keeps a null status (`~isin`): so does this
     purchases = latest.where(F.col("status").isNull() | ~F.col("status").isin(*NOT_PURCHASES))
@@ -152,7 +159,8 @@ def lifetimes_summary(orders: DataFrame, snapshot: date) -> DataFrame:
 
 
 def run_lifetimes_summary(spark: SparkSession, lake: Lake, snapshot: date, out: Path) -> SparkRun:
-    """Read the raw orders, compute the summary, write it as Parquet to `out` (a folder)."""
+    """Read the raw orders as of the snapshot, compute the summary, write it as Parquet to `out`
+    (a folder outside the lake: a plain Parquet output, not a Delta table)."""
     run = SparkRun()
     started = time.perf_counter()
     lifetimes_summary(read_raw(spark, lake, "orders", snapshot), snapshot).write.mode("overwrite").parquet(str(out))

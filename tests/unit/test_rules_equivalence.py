@@ -166,9 +166,9 @@ def test_load_inputs_matches_the_previous_pipeline_and_releases_its_cache(spark:
     from pyspark import StorageLevel
 
     from jobs.lake import Lake
-    from jobs.snapshot_inputs import load_inputs, read_raw
+    from jobs.snapshot_inputs import current_tables, load_inputs, read_raw
 
-    lake = Lake(Path(tmp_path))
+    lake = Lake.at(Path(tmp_path))
     snap = date(2024, 3, 31)
     orders = [
         (*b.order("a", "c1", "2024-01-05 10:00:00", "10.00"), date(2024, 1, 5)),
@@ -196,17 +196,19 @@ def test_load_inputs_matches_the_previous_pipeline_and_releases_its_cache(spark:
         ),
     }
     for name, df in tables.items():
-        df.write.partitionBy("extract_date").parquet(str(lake.raw_table(name)))
+        # raw history as the extract writes it: the capture date in the bookkeeping columns
+        (df.withColumn("_deleted", F.lit(False)).withColumnRenamed("extract_date", "_captured_for")
+         .withColumn("_captured_run", F.lit("test")).write.format("delta").save(lake.raw_table(name)))
 
     inputs = load_inputs(spark, lake, snap, PARAMS)
-    customers = read_raw(spark, lake, "customers", snap, exact=True).drop("extract_date")
-    products = read_raw(spark, lake, "products", snap, exact=True).drop("extract_date")
-    old_orders = rules.check_orders(reference_latest(read_raw(spark, lake, "orders", snap), ["order_id"]), customers, PARAMS)
+    current = current_tables(spark, lake, snap)
+    customers, products = current["customers"], current["products"]
+    old_orders = rules.check_orders(reference_latest(read_raw(spark, lake, "orders", snap).drop("_deleted"), ["order_id"]), customers, PARAMS)
     expected = {
         "orders": old_orders,
-        "order_items": rules.check_order_items(reference_latest(read_raw(spark, lake, "order_items", snap), KEY), old_orders, products),
+        "order_items": rules.check_order_items(reference_latest(read_raw(spark, lake, "order_items", snap).drop("_deleted"), KEY), old_orders, products),
         "interactions": rules.check_interactions(
-            reference_latest(read_raw(spark, lake, "interactions", snap), ["interaction_id"]), customers, PARAMS
+            reference_latest(read_raw(spark, lake, "interactions", snap).drop("_deleted"), ["interaction_id"]), customers, PARAMS
         ),
     }
     for name, df in inputs.checked().items():
