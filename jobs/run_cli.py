@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from jobs.config import LAKE_ENV, WAREHOUSE_ENV, RunParams, lake_root, warehouse_url
+from jobs.lake import Lake
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -51,12 +52,12 @@ def summary(wh_url: str, snapshot: date) -> dict[str, Any]:
     if not wh.table_exists("marts", "pipeline_runs"):
         return out
     run = wh.query(
-        "SELECT run_id, outcome, failed_step, message, rows_extracted, rows_quarantined, rows_published, step_seconds "
+        "SELECT run_id, outcome, failed_step, message, rows_extracted, rows_quarantined, rows_restated, rows_published, step_seconds "
         f"FROM marts.pipeline_runs WHERE snapshot_date = {ph} ORDER BY recorded_at DESC LIMIT 1",
         [snapshot],
     )
     if run:
-        keys = ["run_id", "outcome", "failed_step", "message", "rows_extracted", "rows_quarantined", "rows_published", "step_seconds"]
+        keys = ["run_id", "outcome", "failed_step", "message", "rows_extracted", "rows_quarantined", "rows_restated", "rows_published", "step_seconds"]
         out.update(dict(zip(keys, run[0], strict=True)))
         out["step_seconds"] = json.loads(out["step_seconds"] or "{}")
     if out.get("outcome") == "success":
@@ -92,7 +93,7 @@ def _print(info: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(info, default=str))
         return
     print(f"snapshot {info['snapshot_date']}: {info.get('outcome', 'not recorded')}")
-    for key in ("failed_step", "message", "rows_extracted", "rows_quarantined", "rows_published", "customers",
+    for key in ("failed_step", "message", "rows_extracted", "rows_quarantined", "rows_restated", "rows_published", "customers",
                 "buying_customers", "revenue", "net_profit", "month3_retention", "largest_rfm_segment",
                 "largest_kotler_quadrant"):
         if info.get(key) not in (None, ""):
@@ -104,7 +105,7 @@ def _print(info: dict[str, Any], as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     wh = warehouse_url(args.warehouse)
     os.environ[WAREHOUSE_ENV] = wh
-    os.environ[LAKE_ENV] = os.path.abspath(lake_root(args.lake))
+    os.environ[LAKE_ENV] = Lake.at(lake_root(args.lake)).root  # an s3a:// root stays as it is
     conf = _params(args)
     from jobs.airflow_local import run_dag
 
