@@ -28,6 +28,9 @@ from dataclasses import asdict, dataclass, field
 from glob import glob
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+from jobs.spark import DELTA_SETTINGS, spark_jars  # noqa: E402
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -290,7 +293,11 @@ def start_spark_connect(state_dir: str | Path, master: str = "local[2]") -> Serv
             [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
              "--master", master, "--name", "crm-metrics-connect",
              "--conf", f"spark.connect.grpc.binding.address={LOOPBACK}", "--conf", f"spark.connect.grpc.binding.port={port}",
-             "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false", "spark-internal"],
+             "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false",
+             # the lake is Delta: the server needs the jars `make install` fetched and Delta's catalog
+             "--jars", ",".join(spark_jars()),
+             *[arg for key, value in DELTA_SETTINGS.items() for arg in ("--conf", f"{key}={value}")],
+             "spark-internal"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     _wait("Spark Connect server", lambda: port_open(port), 120, log_file)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.utils import is_remote
 
 from jobs.config import mask_url
 from jobs.delta import retry_conflicts
@@ -186,10 +187,9 @@ def _frame(spark: SparkSession, folder: Path, table: Table) -> DataFrame:
     """The exported rows as a DataFrame. A local Spark reads the files in place; a cluster or a
     Spark Connect server gets them through the driver (its workers need not share this disk)."""
     schema = ", ".join(f"`{c.name}` {spark_type_ddl(c.type)}" for c in table.columns)
-    master = spark.conf.get("spark.master", "local") or "local"
-    if master.startswith("local"):
+    if not is_remote() and (spark.conf.get("spark.master", "local") or "local").startswith("local"):
         return spark.read.schema(schema).parquet(str(folder))
-    return spark.createDataFrame(pq.read_table(folder).to_pandas(), schema)
+    return spark.createDataFrame(pq.read_table(folder), schema)
 
 
 def _null_safe_all(table: Table, left: str, right: str) -> str:
@@ -282,7 +282,10 @@ def extract(
                 result.tombstones[table.name] = dead.count()
                 versions = versions.unionByName(dead)
             try:
-                result.rows[table.name] = _merge(spark, lake, table, versions, since)
+                if result.rows_read[table.name] or dead is not None:
+                    result.rows[table.name] = _merge(spark, lake, table, versions, since)
+                else:
+                    result.rows[table.name] = 0  # nothing changed since the watermark
             finally:
                 if dead is not None:
                     dead.unpersist()

@@ -94,9 +94,12 @@ def test_failure_between_staging_and_swap_leaves_previous_snapshot(
     assert run_dag(D3) == "success"
     before = mart_rows(pipeline_env["warehouse"])
     wh = open_warehouse(pipeline_env["warehouse"])
-    # change the source so that a successful publish would change the marts
-    wh.execute("DELETE FROM crm.order_items WHERE order_id IN (SELECT order_id FROM crm.orders WHERE customer_id < '0100')")
-    wh.execute("DELETE FROM crm.orders WHERE customer_id < '0100'")
+    # change the source so that a successful publish would change the marts: orders placed by D3
+    # refunded in full, with an updated_at inside D3 (a late correction the full refresh captures)
+    wh.execute(
+        "UPDATE crm.orders SET status = 'refunded', refund_amount = gross_amount - discount_amount, "
+        "updated_at = TIMESTAMP '1997-03-31 12:00:00' WHERE customer_id < '0100' AND ordered_at < TIMESTAMP '1997-03-31'"
+    )
     monkeypatch.setenv("CRM_METRICS_FAIL_AT", "publish_before_swap")
     assert run_dag(D3, {"full_refresh": True}) == "failed"
     assert mart_rows(pipeline_env["warehouse"]) == before
