@@ -8,9 +8,10 @@ An extraction reads the rows updated since the table's watermark (its newest cap
 `updated_at`) minus a lookback, which catches rows committed late with an older `updated_at`;
 the first run of a table, or a full refresh, reads everything. The versions are MERGEd in on
 every column (insert only), so rerunning any date's extraction adds nothing twice and removes
-nothing: a raw table is append-only (`delta.appendOnly`). A full extraction also records keys
-that vanished from the source as tombstone versions (`_deleted`), so later snapshots drop them
-and earlier ones keep them. PII columns never leave the warehouse.
+nothing: a raw table is append-only (`delta.appendOnly`). A full refresh also records keys that
+vanished from the source as tombstone versions (`_deleted`, timed by deletion_time), so later
+snapshots drop them and every snapshot built before keeps them; a key restored afterwards gets a
+version just after its tombstone. PII columns never leave the warehouse.
 
 A lake belongs to one source: the raw tables carry the source's identity as a table property,
 and an extraction from another warehouse is refused.
@@ -22,19 +23,19 @@ import logging
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import reduce
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import is_remote
 
 from jobs.config import mask_url
 from jobs.delta import retry_conflicts
-from jobs.lake import Lake
+from jobs.lake import SNAPSHOT_COLUMN, Lake
 from jobs.warehouse import Warehouse, quote_ident
 from schemas.source import SOURCE_SCHEMA, SOURCE_TABLES
 from schemas.types import Table, decimal_parts, spark_type_ddl, sql_type
@@ -213,26 +214,57 @@ def _merge(spark: SparkSession, lake: Lake, table: Table, versions: DataFrame, s
     return int(out["num_inserted_rows"]) if out is not None else 0
 
 
+def deletion_time(lake: Lake, snapshot: date) -> datetime:
+    """When a deletion found by the run for `snapshot` takes effect: the start of that day, or of
+    the day after the newest other snapshot the lake has built, whichever is later. Every snapshot
+    built before keeps the row (it was published with it); the run's own snapshot and later ones
+    drop it."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    after = snapshot
+    path = lake.clean_table("orders")
+    if lake.has_table(path):
+        actions = pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
+        built = {date.fromisoformat(str(v)) for v in actions.column(f"partition.{SNAPSHOT_COLUMN}").to_pylist() if v}
+        others = [d for d in built if d != snapshot]
+        if others and max(others) >= snapshot:
+            after = max(others) + timedelta(days=1)
+    return datetime.combine(after, time())
+
+
+def _newest_versions(raw: DataFrame, key: list[str]) -> DataFrame:
+    """Per key (keys with a null part left out), its newest captured version's time and flag."""
+    keyed = raw.where(reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in key]))
+    return keyed.groupBy(*key).agg(F.max(F.struct("updated_at", DELETED)).alias("_last"))
+
+
+def _bookkeeping(snapshot: date, run_id: str, deleted: bool) -> list[Column]:
+    return [F.lit(deleted).alias(DELETED), F.lit(snapshot).cast("date").alias(CAPTURED_FOR), F.lit(run_id).alias(CAPTURED_RUN)]
+
+
 def _tombstones(spark: SparkSession, lake: Lake, table: Table, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
     """One tombstone version per key whose newest captured version is live but which the source no
-    longer has. Its time is just after the newest change of the table seen (source's or lake's):
-    the deletion happened by then, and every earlier snapshot keeps the row."""
+    longer has, timed at deletion_time (and after that version)."""
     key = list(table.key)
-    raw = spark.read.format("delta").load(lake.raw_table(table.name))
-    newest = raw.groupBy(*key).agg(F.max(F.struct("updated_at", DELETED)).alias("_last"))
-    live = newest.where(~F.col("_last").getField(DELETED))
-    gone = live.join(current.select(*key).distinct(), key, "left_anti")
-    clock = reduce(lambda a, b: a.unionByName(b), [raw.select("updated_at"), current.select("updated_at")]).agg(
-        F.max("updated_at").alias("_clock")
-    )
-    cols = [F.col(k) for k in key]
-    stamp = F.greatest(F.col("_clock"), F.col("_last.updated_at")) + F.expr("INTERVAL 1 MICROSECOND")
+    newest = _newest_versions(spark.read.format("delta").load(lake.raw_table(table.name)), key)
+    gone = newest.where(~F.col("_last").getField(DELETED)).join(current.select(*key).distinct(), key, "left_anti")
+    stamp = F.greatest(F.lit(deletion_time(lake, snapshot)), F.col("_last.updated_at") + F.expr("INTERVAL 1 MICROSECOND"))
     rest = [F.lit(None).cast(spark_type_ddl(c.type)).alias(c.name) for c in table.columns if c.name not in (*key, "updated_at")]
-    out = gone.crossJoin(F.broadcast(clock)).select(*cols, stamp.alias("updated_at"), *rest)
-    return out.select(
-        *table.column_names, F.lit(True).alias(DELETED), F.lit(snapshot).cast("date").alias(CAPTURED_FOR),
-        F.lit(run_id).alias(CAPTURED_RUN),
+    out = gone.select(*[F.col(k) for k in key], stamp.alias("updated_at"), *rest)
+    return out.select(*table.column_names, *_bookkeeping(snapshot, run_id, True))
+
+
+def _revivals(spark: SparkSession, lake: Lake, table: Table, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
+    """A key recorded as deleted that is back in the source unchanged (restored from a backup,
+    same `updated_at`) gets a version just after its tombstone: later snapshots see it again."""
+    key = list(table.key)
+    dead = _newest_versions(spark.read.format("delta").load(lake.raw_table(table.name)), key).where(
+        F.col("_last").getField(DELETED)
     )
+    back = current.join(dead, key, "inner").where(F.col("updated_at") <= F.col("_last.updated_at"))
+    revived = back.withColumn("updated_at", F.col("_last.updated_at") + F.expr("INTERVAL 1 MICROSECOND"))
+    return revived.select(*table.column_names, *_bookkeeping(snapshot, run_id, False))
 
 
 def extract(
@@ -272,14 +304,13 @@ def extract(
                 _select_sql(wh, source_schema, table, since), [] if since is None else [since], table, folder, None
             )
             current = _frame(spark, folder, table)
-            versions = current.dropDuplicates().select(
-                *table.column_names, F.lit(False).alias(DELETED), F.lit(snapshot).cast("date").alias(CAPTURED_FOR),
-                F.lit(run_id).alias(CAPTURED_RUN),
-            )
+            versions = current.dropDuplicates().select(*table.column_names, *_bookkeeping(snapshot, run_id, False))
             dead: DataFrame | None = None
             if full_refresh:
-                dead = _tombstones(spark, lake, table, current, snapshot, run_id).persist()
-                result.tombstones[table.name] = dead.count()
+                dead = _tombstones(spark, lake, table, current, snapshot, run_id).unionByName(
+                    _revivals(spark, lake, table, current, snapshot, run_id)
+                ).persist()
+                result.tombstones[table.name] = dead.where(F.col(DELETED)).count()
                 versions = versions.unionByName(dead)
             try:
                 if result.rows_read[table.name] or dead is not None:

@@ -109,4 +109,9 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     for key, value in (extra or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    # a session built earlier in this process (dag.test, a backfill, tests) keeps its Hadoop
+    # settings: give it the lake connection of now, as a new session would get
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_settings(lake_connection()).items():
+        hadoop.set(key.removeprefix("spark.hadoop."), value)
     return spark
