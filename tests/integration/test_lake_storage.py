@@ -135,15 +135,17 @@ def test_whole_dag_twice_with_the_lake_on_s3(
     for folder in {ROOT, Path.cwd()}:  # an s3a:// root taken for a relative path would land here
         assert not [n for n in os.listdir(folder) if n.startswith("s3")], folder
 
-    # the same two runs on a local lake give the same marts, row for row
+    # the later day on a local lake gives the same marts, row for row (one run is enough: each
+    # extraction captures every version the lake lacks, so a first run on D2 sees what the S3
+    # lake's second run saw)
     local = tmp_path / "local"
     local.mkdir()
     local_url = f"duckdb:///{local}/warehouse.duckdb"
     load_cdnow_sample(local_url)
     monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", local_url)
     monkeypatch.setenv("CRM_METRICS_LAKE", str(local / "lake"))
-    assert [run_dag(D1), run_dag(D2)] == ["success", "success"]
-    assert mart_rows(local_url) == on_s3_marts
+    assert run_dag(D2) == "success"
+    assert mart_rows(local_url, D2) == mart_rows(url, D2)
     local_lake = Lake.at(local / "lake")
     assert [p[len(local_lake.root):] for p in delta_tables(local_lake)] == [p[len(s3_root):] for p in s3_tables]
 

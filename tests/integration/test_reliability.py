@@ -1,4 +1,5 @@
-"""Faults with real components: a driver killed while the marts are committed, late data."""
+"""Faults with real components: a driver killed while the marts are committed. (Late updates and
+reruns of old dates: tests/integration/test_lake_history.py.)"""
 
 from __future__ import annotations
 
@@ -58,36 +59,3 @@ def test_driver_killed_mid_write_leaves_no_partial_partition(source: str, tmp_pa
     generate(open_warehouse(clean_url), 400, date(2023, 9, 1), D2, seed=13)
     assert run_all(RunContext.create(D1, warehouse=clean_url, lake=str(tmp_path / "lake2")))["outcome"] == "success"
     assert mart_rows(source) == mart_rows(clean_url)
-
-
-@pytest.mark.slow
-def test_late_update_is_picked_up_on_the_day_it_changed_without_double_counting(source: str, tmp_path: Path) -> None:
-    lake = str(tmp_path / "lake")
-    wh = open_warehouse(source)
-    # an order placed well before D1, refunded on D2
-    oid, customer, paid = wh.query(
-        "SELECT order_id, customer_id, gross_amount - discount_amount FROM crm.orders "
-        "WHERE status = 'completed' AND ordered_at < TIMESTAMP '2024-02-01' AND updated_at < TIMESTAMP '2024-02-01' "
-        "AND customer_id NOT IN (SELECT customer_id FROM crm.orders WHERE updated_at >= TIMESTAMP '2024-02-29') "
-        "ORDER BY gross_amount DESC LIMIT 1"
-    )[0]
-    assert run_all(RunContext.create(D1, warehouse=source, lake=lake))["outcome"] == "success"
-
-    def customer_row(snapshot: date) -> tuple[object, ...]:
-        return wh.query(
-            "SELECT revenue, orders, refunds FROM marts.customer_profitability WHERE snapshot_date = ? AND customer_id = ?",
-            [snapshot, customer],
-        )[0]
-
-    before = customer_row(D1)
-    wh.execute(
-        "UPDATE crm.orders SET status = 'refunded', refund_amount = gross_amount - discount_amount, "
-        "updated_at = TIMESTAMP '2024-02-29 09:30:00' WHERE order_id = ?",
-        [oid],
-    )
-    assert run_all(RunContext.create(D2, warehouse=source, lake=lake))["outcome"] == "success"
-    after = customer_row(D2)
-    assert after == (before[0] - paid, before[1], before[2] + paid)  # same order count: counted once
-    # the old snapshot, rebuilt now, is what D1 saw: the refund had not happened yet
-    assert run_all(RunContext.create(D1, warehouse=source, lake=lake))["outcome"] == "success"
-    assert customer_row(D1) == before
