@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time as clock
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -154,6 +155,10 @@ def ensure_raw_table(spark: SparkSession, lake: Lake, table: Table, source: str)
         f"TBLPROPERTIES ('delta.appendOnly' = 'true', '{SOURCE_PROPERTY}' = '{source.replace(chr(39), '')}')"
     )
     retry_conflicts(f"create {path}", lambda: spark.sql(sql))
+    for attempt in range(20):  # another run may be committing the same table's first version
+        if lake.has_table(path):
+            break
+        clock.sleep(0.5 * (attempt + 1))
     check_source(lake, path, source)
 
 
