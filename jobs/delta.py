@@ -80,19 +80,29 @@ def read_snapshot(
     return df if keep_snapshot_column else df.drop(SNAPSHOT_COLUMN)
 
 
-def snapshot_rows(lake: Lake, path: str, snapshot: date) -> int:
-    """Rows of one snapshot from the Delta log's file statistics (no Spark job)."""
+def _add_actions(lake: Lake, path: str) -> pa.Table:
+    """The live files of a Delta table with their partition values and row counts (the log only)."""
     from deltalake import DeltaTable
 
+    return pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
+
+
+def snapshot_dates(lake: Lake, path: str) -> set[date]:
+    """The snapshots a table holds, from its Delta log (no Spark job); empty when there is no table."""
+    if not lake.has_table(path):
+        return set()
+    parts = _add_actions(lake, path).column(f"partition.{SNAPSHOT_COLUMN}").to_pylist()
+    return {date.fromisoformat(str(v)) for v in parts if v}
+
+
+def snapshot_rows(lake: Lake, path: str, snapshot: date) -> int:
+    """Rows of one snapshot from the Delta log's file statistics (no Spark job)."""
     if not lake.has_table(path):
         return 0
-    actions = pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
-    total = 0
+    actions = _add_actions(lake, path)
     parts = actions.column(f"partition.{SNAPSHOT_COLUMN}").to_pylist()
-    for part, rows in zip(parts, actions.column("num_records").to_pylist(), strict=True):
-        if part is not None and str(part) == snapshot.isoformat():
-            total += int(rows or 0)
-    return total
+    rows = actions.column("num_records").to_pylist()
+    return sum(int(n or 0) for part, n in zip(parts, rows, strict=True) if part is not None and str(part) == snapshot.isoformat())
 
 
 def optimize(spark: SparkSession, path: str) -> None:

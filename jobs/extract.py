@@ -35,8 +35,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.utils import is_remote
 
 from jobs.config import mask_url
-from jobs.delta import retry_conflicts
-from jobs.lake import SNAPSHOT_COLUMN, Lake
+from jobs.delta import retry_conflicts, snapshot_dates
+from jobs.lake import Lake
 from jobs.warehouse import Warehouse, quote_ident
 from schemas.source import SOURCE_SCHEMA, SOURCE_TABLES
 from schemas.types import Table, decimal_parts, spark_type_ddl, sql_type
@@ -224,17 +224,10 @@ def deletion_time(lake: Lake, snapshot: date) -> datetime:
     the day after the newest other snapshot the lake has built, whichever is later. Every snapshot
     built before keeps the row (it was published with it); the run's own snapshot and later ones
     drop it."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
     after = snapshot
-    path = lake.clean_table("orders")
-    if lake.has_table(path):
-        actions = pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
-        built = {date.fromisoformat(str(v)) for v in actions.column(f"partition.{SNAPSHOT_COLUMN}").to_pylist() if v}
-        others = [d for d in built if d != snapshot]
-        if others and max(others) >= snapshot:
-            after = max(others) + timedelta(days=1)
+    others = [d for d in snapshot_dates(lake, lake.clean_table("orders")) if d != snapshot]
+    if others and max(others) >= snapshot:
+        after = max(others) + timedelta(days=1)
     return datetime.combine(after, time())
 
 
@@ -248,11 +241,10 @@ def _bookkeeping(snapshot: date, run_id: str, deleted: bool) -> list[Column]:
     return [F.lit(deleted).alias(DELETED), F.lit(snapshot).cast("date").alias(CAPTURED_FOR), F.lit(run_id).alias(CAPTURED_RUN)]
 
 
-def _tombstones(spark: SparkSession, lake: Lake, table: Table, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
+def _tombstones(lake: Lake, table: Table, newest: DataFrame, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
     """One tombstone version per key whose newest captured version is live but which the source no
-    longer has, timed at deletion_time (and after that version)."""
+    longer has, timed at deletion_time (and after that version). `newest`: _newest_versions."""
     key = list(table.key)
-    newest = _newest_versions(spark.read.format("delta").load(lake.raw_table(table.name)), key)
     gone = newest.where(~F.col("_last").getField(DELETED)).join(current.select(*key).distinct(), key, "left_anti")
     stamp = F.greatest(F.lit(deletion_time(lake, snapshot)), F.col("_last.updated_at") + F.expr("INTERVAL 1 MICROSECOND"))
     rest = [F.lit(None).cast(spark_type_ddl(c.type)).alias(c.name) for c in table.columns if c.name not in (*key, "updated_at")]
@@ -260,13 +252,11 @@ def _tombstones(spark: SparkSession, lake: Lake, table: Table, current: DataFram
     return out.select(*table.column_names, *_bookkeeping(snapshot, run_id, True))
 
 
-def _revivals(spark: SparkSession, lake: Lake, table: Table, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
+def _revivals(table: Table, newest: DataFrame, current: DataFrame, snapshot: date, run_id: str) -> DataFrame:
     """A key recorded as deleted that is back in the source unchanged (restored from a backup,
     same `updated_at`) gets a version just after its tombstone: later snapshots see it again."""
     key = list(table.key)
-    dead = _newest_versions(spark.read.format("delta").load(lake.raw_table(table.name)), key).where(
-        F.col("_last").getField(DELETED)
-    )
+    dead = newest.where(F.col("_last").getField(DELETED))
     back = current.join(dead, key, "inner").where(F.col("updated_at") <= F.col("_last.updated_at"))
     revived = back.withColumn("updated_at", F.col("_last.updated_at") + F.expr("INTERVAL 1 MICROSECOND"))
     return revived.select(*table.column_names, *_bookkeeping(snapshot, run_id, False))
@@ -312,8 +302,9 @@ def extract(
             versions = current.dropDuplicates().select(*table.column_names, *_bookkeeping(snapshot, run_id, False))
             dead: DataFrame | None = None
             if full_refresh:
-                dead = _tombstones(spark, lake, table, current, snapshot, run_id).unionByName(
-                    _revivals(spark, lake, table, current, snapshot, run_id)
+                newest = _newest_versions(spark.read.format("delta").load(lake.raw_table(table.name)), list(table.key))
+                dead = _tombstones(lake, table, newest, current, snapshot, run_id).unionByName(
+                    _revivals(table, newest, current, snapshot, run_id)
                 ).persist()
                 result.tombstones[table.name] = dead.where(F.col(DELETED)).count()
                 versions = versions.unionByName(dead)
