@@ -2,9 +2,10 @@
 
 Grain: `clean/<table>` holds one row per valid latest source row per snapshot date (orders,
 order lines, interactions, customers, products, marketing spend); `rejected/<table>` one row per
-latest row that breaks a rule, with its `reasons`, per snapshot date. Input: the raw history as
-of the snapshot (jobs.snapshot_inputs.load_inputs). Each table's snapshot is one Delta commit
-(`replaceWhere snapshot_date = D`), so a killed run leaves the previous state of the snapshot.
+latest row that breaks a rule, with its `reasons`, per snapshot date (no table until a snapshot
+has such a row). Input: the raw history as of the snapshot (jobs.snapshot_inputs.load_inputs).
+Each table's snapshot is one Delta commit (`replaceWhere snapshot_date = D`), so a killed run
+leaves the previous state of the snapshot.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.delta import write_snapshot
+from jobs.delta import snapshot_rows, write_snapshot
 from jobs.lake import Lake
 from jobs.parallel import in_parallel
 from jobs.quality import rules
@@ -47,7 +48,10 @@ class CleanPlan:
             df = checked.drop("extract_date").persist(StorageLevel.MEMORY_AND_DISK)
             try:
                 write_snapshot(rules.valid(df), lake.clean_table(table), d, f"clean {table}")
-                write_snapshot(rules.invalid(df), lake.rejected_table(table), d, f"rejected {table}")
+                rejected, bad = lake.rejected_table(table), rules.invalid(df)
+                # a Delta commit costs about a second: none when there is nothing to add or replace
+                if snapshot_rows(lake, rejected, d) or not bad.isEmpty():
+                    write_snapshot(bad, rejected, d, f"rejected {table}")
             finally:
                 df.unpersist()
 

@@ -5,7 +5,8 @@ are Delta's, written and read through Spark, or through `deltalake` where no Spa
 
   raw/<table>        every version of every source row ever captured (jobs.extract), never deleted
   clean/<table>      the valid latest rows as of each snapshot, partitioned by snapshot_date
-  rejected/<table>   the latest rows that break a rule, with `reasons`, by snapshot_date
+  rejected/<table>   the latest rows that break a rule, with `reasons`, by snapshot_date (from the
+                     first snapshot that has one)
   marts/<mart>       every metric mart, partitioned by snapshot_date
   quarantine         rows set aside by the raw gate, by snapshot_date
   runs/<date>/<run>/ one small JSON object per step of a run (read by the record step)

@@ -342,6 +342,7 @@ def record_step(ctx: RunContext) -> dict[str, Any]:
     """Write the marts.pipeline_runs row from the steps' status files. Never raises for a failed run."""
     from jobs.publish import ensure_marts
     from jobs.runs import RunRecord, record_run
+    from jobs.spark import release_table_caches
 
     statuses = step_statuses(ctx)
     failed = next((s for s in STEPS if s in statuses and not statuses[s]["ok"]), None)
@@ -362,6 +363,7 @@ def record_step(ctx: RunContext) -> dict[str, Any]:
     wh = _warehouse(ctx)
     ensure_marts(wh)
     record_run(wh, rec)
+    release_table_caches()  # the next run in this process starts with a lean heap
     return {"outcome": outcome, "failed_step": rec.failed_step, "message": rec.message, "step_seconds": rec.step_seconds}
 
 

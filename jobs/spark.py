@@ -106,6 +106,10 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     if master.startswith("local"):
         # Delta rebuilds a table's state with 50 tasks by default: most of a small table's read time
         builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
+    # The UI is off, but its status store still keeps 1,000 queries, jobs and stages with their
+    # plans; a long-lived process (a backfill, dag.test, the test suite) filled the heap with them.
+    for key in ("spark.sql.ui.retainedExecutions", "spark.ui.retainedJobs", "spark.ui.retainedStages"):
+        builder = builder.config(key, "100")
     for key, value in (extra or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -115,3 +119,17 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     for key, value in s3a_settings(lake_connection()).items():
         hadoop.set(key.removeprefix("spark.hadoop."), value)
     return spark
+
+
+def release_table_caches() -> None:
+    """Forget Delta's cached table logs and snapshot states (each holds a cached DataFrame and a
+    cloned session) of this process's session, if it has one. Called at the end of a run: a
+    process that runs many dates or many lakes (a backfill, dag.test, the tests) otherwise keeps
+    every table it ever read until the heap is full. Other threads' queries are unaffected; their
+    tables are read again when next needed. On Spark Connect the server owns the cache."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    jvm = getattr(session, "_jvm", None)
+    if jvm is not None:
+        jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()

@@ -31,6 +31,9 @@ os.environ["AIRFLOW_HOME"] = str(_SESSION_TMP / "airflow")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["CRM_METRICS_RETRY_DELAY_SECONDS"] = "1"
+# every get_spark() of the pipeline re-applies its settings to the shared session: small data
+# here, so keep the fixture's two shuffle partitions there too
+os.environ.setdefault("CRM_METRICS_SHUFFLE_PARTITIONS", "2")
 os.environ.pop("AIRFLOW_CONN_CRM_WAREHOUSE", None)
 os.environ.pop("CRM_METRICS_LAKE", None)
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -45,6 +48,36 @@ def spark() -> Iterator[Any]:
     session = get_spark(master="local[2]", extra={"spark.sql.shuffle.partitions": "2"})
     yield session
     session.stop()
+
+
+# The files with the most full pipeline runs start first (pytest-xdist hands out whole files in
+# collection order), so the two workers end together instead of one running a long file alone
+# at the end.
+HEAVY_FIRST = (
+    "test_lake_history.py", "test_lake_storage.py", "test_scale_out.py", "test_dag.py", "test_publish_kill.py",
+    "test_export_s3.py", "test_quality.py", "test_reliability.py", "test_bench.py", "test_bad_input.py",
+    "test_cdnow_pipeline.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its order
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_spark_memory() -> Iterator[None]:
+    """After each test file, drop what the shared session still caches: DataFrames a failed step
+    left persisted, and Delta's table logs and snapshot states of lakes no later test reads (one
+    worker runs dozens of lakes; kept, they filled the 2 GB driver heap)."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is None or session.sparkContext._jsc is None:
+        return
+    session.catalog.clearCache()
+    session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 @pytest.fixture(scope="session")

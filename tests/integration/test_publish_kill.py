@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,17 +64,21 @@ def lake_fingerprint(lake: Lake) -> Fingerprint:
 
 
 def refund_one_order_on_d1(url: str) -> None:
-    """A late change on D1 (a refund of an old order), so rebuilding D1 gives different marts."""
+    """A late change on D1 (a refund of an old order, updated after every row the first run
+    captured but still on D1), so rebuilding D1 gives different marts."""
     wh = open_warehouse(url)
     p = wh.placeholder
     oid = wh.query(
         "SELECT order_id FROM crm.orders WHERE status = 'completed' AND ordered_at < TIMESTAMP '2024-02-01' "
         "ORDER BY gross_amount DESC, order_id LIMIT 1"
     )[0][0]
+    newest = wh.query("SELECT max(updated_at) FROM crm.orders")[0][0]
+    updated_at = newest + timedelta(seconds=1)
+    assert updated_at.date() == D1, updated_at
     wh.execute(
         "UPDATE crm.orders SET status = 'refunded', refund_amount = gross_amount - discount_amount, "
-        f"updated_at = TIMESTAMP '2024-02-29 09:30:00' WHERE order_id = {p}",
-        [oid],
+        f"updated_at = {p} WHERE order_id = {p}",
+        [updated_at, oid],
     )
 
 
