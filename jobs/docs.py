@@ -37,7 +37,8 @@ def marts_md() -> str:
         "",
         f"Every table lives in the warehouse schema `{MARTS_SCHEMA}`; every metric mart carries `snapshot_date` "
         "(the run's logical date) and has a `<mart>_latest` view. Names are stable: dashboards depend on them. "
-        "The same comments are set with COMMENT ON in PostgreSQL and DuckDB.",
+        "The same comments are set with COMMENT ON in PostgreSQL and DuckDB, on each table and on its "
+        "`<mart>_latest` view and the view's columns.",
         "",
         "## Metric marts",
         "",

@@ -18,7 +18,7 @@ from jobs.faults import maybe_fail, maybe_pause
 from jobs.lake import Lake
 from jobs.warehouse import Warehouse, quote_ident
 from schemas.marts import MARTS_SCHEMA, METRIC_MARTS, OPERATIONAL_TABLES
-from schemas.types import Table
+from schemas.types import Table, comment_sql
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +89,18 @@ def _snapshot_committed(lake: Lake, path: str, snapshot: date) -> bool:
 
 
 def refresh_views(conn: Any, marts: Sequence[Table]) -> None:
-    """`<mart>_latest`: the newest snapshot of each mart, for dashboards that want 'now'."""
+    """`<mart>_latest`: the newest snapshot of each mart, for dashboards that want 'now', with the
+    mart's comments on the view and its columns (DuckDB drops them when a view is replaced, so
+    they are set every time)."""
     for table in marts:
         target = quote_ident(MARTS_SCHEMA, table.name)
-        view = quote_ident(MARTS_SCHEMA, f"{table.name}_latest")
+        view = f"{table.name}_latest"
         conn.execute(
-            f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target} "
+            f"CREATE OR REPLACE VIEW {quote_ident(MARTS_SCHEMA, view)} AS SELECT * FROM {target} "
             f"WHERE snapshot_date = (SELECT max(snapshot_date) FROM {target})"
         )
+        for stmt in comment_sql(table, MARTS_SCHEMA, view, kind="VIEW"):
+            conn.execute(stmt)
 
 
 def apply_grants(wh: Warehouse, conn: Any) -> None:

@@ -128,10 +128,17 @@ def create_table_sql(table: Table, schema: str, dialect: str, primary_key: bool 
         f'"{c.name}" {sql_type(c.type, dialect)}{"" if c.nullable else " NOT NULL"}' for c in table.columns
     )
     pk = "" if not primary_key else f',\n  PRIMARY KEY ({", ".join(chr(34) + k + chr(34) for k in table.key)})' if table.key else ""
-    stmts = [f'CREATE TABLE IF NOT EXISTS "{schema}"."{table.name}" (\n  {cols}{pk}\n)']
-    stmts.append(f'COMMENT ON TABLE "{schema}"."{table.name}" IS {sql_literal(table.comment + " Grain: " + table.grain)}')
-    for c in table.columns:
-        stmts.append(f'COMMENT ON COLUMN "{schema}"."{table.name}"."{c.name}" IS {sql_literal(c.comment)}')
+    return [f'CREATE TABLE IF NOT EXISTS "{schema}"."{table.name}" (\n  {cols}{pk}\n)',
+            *comment_sql(table, schema)]
+
+
+def comment_sql(table: Table, schema: str, relation: str | None = None, kind: str = "TABLE") -> list[str]:
+    """COMMENT ON statements giving `relation` (the table itself, or a view over all its columns,
+    kind="VIEW") the table's comment, grain and column comments: what a BI tool shows when
+    browsing. The same statements on PostgreSQL and DuckDB."""
+    name = relation or table.name
+    stmts = [f'COMMENT ON {kind} "{schema}"."{name}" IS {sql_literal(table.comment + " Grain: " + table.grain)}']
+    stmts += [f'COMMENT ON COLUMN "{schema}"."{name}"."{c.name}" IS {sql_literal(c.comment)}' for c in table.columns]
     return stmts
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jobs.publish import ensure_marts, refresh_views
 from jobs.warehouse import WarehouseError, check_ident, open_warehouse
+from schemas.marts import MARTS_SCHEMA, METRIC_MARTS
 from schemas.types import Column, Table, arrow_schema
 
 PEOPLE = Table(
@@ -113,3 +116,35 @@ def test_password_never_shown(postgres_warehouse_url: str) -> None:
     with pytest.raises(WarehouseError) as info:
         broken.query("SELECT 1")
     assert password not in str(info.value) and password not in repr(info.value.__cause__ or "")
+
+
+def _comments(wh: Any, relation: str) -> tuple[str | None, dict[str, str | None]]:
+    """The relation's own comment and its columns' comments, as the warehouse's catalog holds them."""
+    if wh.dialect == "postgres":
+        rel = f"{MARTS_SCHEMA}.{relation}"
+        own = wh.scalar("SELECT obj_description(%s::regclass)", [rel])
+        cols = wh.query("SELECT attname, col_description(attrelid, attnum) FROM pg_attribute "
+                        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", [rel])
+    else:
+        own = wh.scalar("SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ? UNION ALL "
+                        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                        [MARTS_SCHEMA, relation] * 2)
+        cols = wh.query("SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                        [MARTS_SCHEMA, relation])
+    return own, dict(cols)
+
+
+def test_latest_views_carry_the_marts_comments(warehouse_url: str) -> None:
+    """What a BI tool browsing `<mart>_latest` sees: the mart's comment and every column's, also
+    after the views are replaced by the next publish."""
+    wh = open_warehouse(warehouse_url)
+    ensure_marts(wh)
+    for _ in range(2):  # the second publish replaces the views
+        with wh.transaction() as conn:
+            refresh_views(conn, METRIC_MARTS)
+    for mart in METRIC_MARTS:
+        table_comment, table_columns = _comments(wh, mart.name)
+        view_comment, view_columns = _comments(wh, f"{mart.name}_latest")
+        assert view_comment and view_comment == table_comment, mart.name
+        assert list(view_columns) == list(table_columns) == mart.column_names
+        assert all(view_columns.values()) and view_columns == table_columns, mart.name
