@@ -82,7 +82,7 @@ def build_marts(
     spark = rfm.sparkSession
     prefs = segments.preferences(facts, inputs.order_items, inputs.products)
     segs = segments.customer_segments(
-        base, profitability, prefs, segments.referrals_made(inputs.customers), snapshot, seg_rules
+        base, profitability, prefs, segments.referrals_made(inputs.customers, snapshot), snapshot, seg_rules
     ).persist(StorageLevel.MEMORY_AND_DISK)
     months = cohorts.customer_month(days)
     cohort_of = cohorts.customer_cohort(base)

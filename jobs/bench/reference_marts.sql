@@ -174,9 +174,10 @@ COPY (
         WHERE purchase_days > 0
     ), scored AS (
         SELECT *,
-               ntile(5) OVER (ORDER BY days_since_last_purchase DESC, customer_id) AS r_score,
-               ntile(5) OVER (ORDER BY frequency, customer_id) AS f_score,
-               ntile(5) OVER (ORDER BY avg_occasion_spend, customer_id) AS m_score
+               -- rank-based quintiles: tied customers share the lower score
+               CAST(1 + 5 * (rank() OVER (ORDER BY days_since_last_purchase DESC) - 1) // count(*) OVER () AS INTEGER) AS r_score,
+               CAST(1 + 5 * (rank() OVER (ORDER BY frequency) - 1) // count(*) OVER () AS INTEGER) AS f_score,
+               CAST(1 + 5 * (rank() OVER (ORDER BY avg_occasion_spend) - 1) // count(*) OVER () AS INTEGER) AS m_score
         FROM r
     )
     SELECT DATE '{snapshot}' AS snapshot_date, *,

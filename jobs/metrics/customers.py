@@ -212,12 +212,22 @@ def rfm_segment(r: Column, f: Column) -> Column:
     return expr
 
 
+def quintile(order: Column) -> Column:
+    """Score 1-5 by rank among the rows: 1 + floor(5 x (rank - 1) / rows), ranked along `order`
+    (lowest first). Tied rows share the rank of the first of them, so equal values always get the
+    same, lower score (ntile would spread them over scores by customer id); a score can then hold
+    more or fewer than a fifth of the rows."""
+    rank = F.rank().over(Window.orderBy(order))
+    rows = F.count(F.lit(1)).over(Window.partitionBy(F.lit(1)))
+    return (F.lit(1) + F.floor((rank - 1) * 5 / rows)).cast("int")
+
+
 def customer_rfm(base: DataFrame, snapshot: date) -> DataFrame:
     """One row per customer with at least one purchase, per snapshot date.
 
     frequency / recency / T / monetary_value follow the lifetimes conventions (weeks = days / 7).
-    RFM quintiles: R on days since the last purchase (fewer days score higher), F on frequency
-    (ties broken by rank, as pandas rank(method='first')), M on mean spend per purchase occasion.
+    RFM quintiles (see `quintile`): R on days since the last purchase (fewer days score higher),
+    F on frequency, M on mean spend per purchase occasion; tied customers share a score.
     """
     buyers = base.where(F.col("purchase_days") > 0)
     spend_cv = F.when(F.col("spend_mean") > 0, F.col("spend_std") / F.col("spend_mean"))
@@ -236,9 +246,9 @@ def customer_rfm(base: DataFrame, snapshot: date) -> DataFrame:
         F.col("gap_mean_days"),
         gap_cv.alias("gap_cv"),
     )
-    r_score = F.ntile(5).over(Window.orderBy(F.col("days_since_last_purchase").desc(), F.col("customer_id")))
-    f_score = F.ntile(5).over(Window.orderBy(F.col("frequency"), F.col("customer_id")))
-    m_score = F.ntile(5).over(Window.orderBy(F.col("avg_occasion_spend"), F.col("customer_id")))
+    r_score = quintile(F.col("days_since_last_purchase").desc())
+    f_score = quintile(F.col("frequency").asc())
+    m_score = quintile(F.col("avg_occasion_spend").asc())
     scored = r.select("*", r_score.alias("r_score"), f_score.alias("f_score"), m_score.alias("m_score"))
     return scored.select(
         F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -49,10 +49,12 @@ def preferences(order_facts: DataFrame, items: DataFrame, products: DataFrame) -
     )
 
 
-def referrals_made(customers: DataFrame) -> DataFrame:
-    """One row per referring customer: how many customers name them in `referred_by`."""
+def referrals_made(customers: DataFrame, snapshot: date) -> DataFrame:
+    """One row per referring customer per snapshot: how many customers who signed up by the end
+    of the snapshot date name them in `referred_by` (a referral made later is not counted)."""
+    signed_up = F.col("signup_at") < F.lit(snapshot + timedelta(days=1)).cast("timestamp")
     return (
-        customers.where(F.col("referred_by").isNotNull())
+        customers.where(F.col("referred_by").isNotNull() & signed_up)
         .groupBy(F.col("referred_by").alias("customer_id"))
         .agg(F.count(F.lit(1)).cast("int").alias("referrals_made"))
     )

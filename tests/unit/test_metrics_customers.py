@@ -129,6 +129,36 @@ def test_rfm_quintiles_and_segments(spark: Any) -> None:
             assert r.gap_mean_days is None
 
 
+def test_tied_buyers_share_their_rfm_scores(spark: Any) -> None:
+    """Six identical one-time buyers (a1-a6: one order of 20.00 on 2024-01-10) and four repeat
+    buyers b2-b5 (bk: 20.00 on each of Feb 1..Feb k). Ten buyers; score = 1 + floor(5 (rank - 1) / 10)
+    with ascending rank, ties sharing the first rank.
+    F (frequency = repeat days): a* 0 (rank 1 -> 1); b2 1 (rank 7 -> 1 + floor(30/10) = 4);
+      b3 2 (rank 8 -> 1 + floor(35/10) = 4); b4 3 (rank 9 -> 5); b5 4 (rank 10 -> 1 + floor(45/10) = 5).
+    R (ranked from the most days since the last purchase, to 2024-03-31): a* 81 days (rank 1 -> 1);
+      bk 60 - k days: b2 58 (rank 7 -> 4), b3 57 (4), b4 56 (5), b5 55 (5).
+    M: every occasion is 20.00, all ten tie at rank 1 -> 1.
+    ntile by customer id gave a1-a6 F and M scores 1, 1, 2, 2, 3, 3."""
+    orders, items = [], []
+    for n in range(1, 7):
+        orders.append(b.order(f"a{n}", f"a{n}", "2024-01-10 12:00:00", "20.00"))
+        items.append(b.line(f"a{n}", 1, "p", 1, "20.00", "1.00"))
+    for k in range(2, 6):
+        for j in range(1, k + 1):
+            oid = f"b{k}-{j}"
+            orders.append(b.order(oid, f"b{k}", f"2024-02-{j:02d} 12:00:00", "20.00"))
+            items.append(b.line(oid, 1, "p", 1, "20.00", "1.00"))
+    ids = [f"a{n}" for n in range(1, 7)] + [f"b{k}" for k in range(2, 6)]
+    customers = spark.createDataFrame([b.customer(c, "2024-01-01 00:00:00", "organic") for c in ids], b.CUSTOMERS)
+    days = customer_day(order_facts(spark.createDataFrame(orders, b.ORDERS), spark.createDataFrame(items, b.ITEMS)),
+                        spark.createDataFrame([], b.INTERACTIONS))
+    base = C.customer_base(customers, C.customer_summary(days, SNAP), SNAP)
+    got = {r.customer_id: (r.r_score, r.f_score, r.m_score, r.rfm_segment) for r in C.customer_rfm(base, SNAP).collect()}
+    expected = {**{f"a{n}": (1, 1, 1, "Hibernating") for n in range(1, 7)},
+                "b2": (4, 4, 1, "Loyal"), "b3": (4, 4, 1, "Loyal"), "b4": (5, 5, 1, "Champions"), "b5": (5, 5, 1, "Champions")}
+    assert got == expected
+
+
 def test_rfm_segment_map() -> None:
     table = {(r, f): name for name, rs, fs in C.RFM_SEGMENTS for r in map(int, rs) for f in map(int, fs)}
     assert table[(5, 5)] == "Champions" and table[(5, 1)] == "New" and table[(4, 1)] == "Promising"

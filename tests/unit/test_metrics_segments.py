@@ -13,6 +13,7 @@ from jobs.metrics import customers as C
 from jobs.metrics import segments as S
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
+from tests.unit import builders as b
 
 SNAP = date(2024, 3, 31)
 # c1: profit 72, loyalty 2 active months / 3 observed x 86/365 = 0.1571; c2: profit 21,
@@ -27,7 +28,7 @@ def _segments(scenario: dict[str, Any], rules: C.SegmentRules, customers: Any = 
     base = C.customer_base(customers, C.customer_summary(days, SNAP), SNAP)
     profit = C.customer_profitability(base, SNAP)
     prefs = S.preferences(facts, scenario["items"], scenario["products"])
-    segs = S.customer_segments(base, profit, prefs, S.referrals_made(customers), SNAP, rules)
+    segs = S.customer_segments(base, profit, prefs, S.referrals_made(customers, SNAP), SNAP, rules)
     return {r.customer_id: r for r in segs.collect()}
 
 
@@ -83,3 +84,18 @@ def test_partner_supporter_and_client(scenario: dict[str, Any], spark: Any) -> N
     supporter = replace(RULES, supporter_min_repeat=1, supporter_min_month_share=0.5)
     assert _segments(scenario, supporter, plain)["c1"].loyalty_rung == "supporter"
     assert _segments(scenario, RULES, plain)["c1"].loyalty_rung == "client"  # default needs 3 repeats
+
+
+def test_referrals_count_only_signups_by_the_snapshot(spark: Any) -> None:
+    """r referred x (signed up 2024-03-10), z (2024-03-31 23:59:59, the snapshot's last second) and
+    y (2024-04-01 00:00, the day after the snapshot); q referred nobody. As of 2024-03-31, r made
+    2 referrals (x, z) and y's referral does not exist yet."""
+    customers = spark.createDataFrame([
+        b.customer("r", "2024-01-01 00:00:00", "organic"),
+        b.customer("q", "2024-01-01 00:00:00", "organic"),
+        b.customer("x", "2024-03-10 09:00:00", "referral", referred_by="r"),
+        b.customer("z", "2024-03-31 23:59:59", "referral", referred_by="r"),
+        b.customer("y", "2024-04-01 00:00:00", "referral", referred_by="r"),
+    ], b.CUSTOMERS)
+    assert {r.customer_id: r.referrals_made for r in S.referrals_made(customers, SNAP).collect()} == {"r": 2}
+    assert {r.customer_id: r.referrals_made for r in S.referrals_made(customers, date(2024, 4, 1)).collect()} == {"r": 3}
