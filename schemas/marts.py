@@ -213,7 +213,7 @@ PORTFOLIO_SUMMARY = Table(
     key=("snapshot_date",),
     notes=(
         "Concentration measures are over customers with at least one purchase. Top x% shares take the first ceil(x n) customers by revenue (or profit).",
-        "Gini from the sorted-rank formula; with negative profits gini_profit can exceed 1.",
+        "Revenue Gini from the sorted-rank formula. Profit has no Gini (loss-making customers push it out of [0, 1]): loss_making_customer_share, profit_lost_share and whale_peak_profit_share describe its concentration.",
     ),
     columns=(
         _SNAP,
@@ -229,7 +229,9 @@ PORTFOLIO_SUMMARY = Table(
         c("top20_profit_share", "double", "Share of profit from the top 20% of buyers by profit."),
         c("top25_profit_share", "double", "Share of profit from the top 25% of buyers by profit."),
         c("gini_revenue", "double", "Gini coefficient of revenue over buyers."),
-        c("gini_profit", "double", "Gini coefficient of net profit over buyers."),
+        c("loss_making_customer_share", "double", "Share of buyers whose net profit is below zero."),
+        c("profit_lost_share", "double", "Profit the loss-making buyers lose, as a share of the profit the profitable buyers make (0 = no losses)."),
+        c("whale_peak_profit_share", "double", "Peak of the whale curve: net profit of the profitable buyers / total net profit (1 without losses, 1.5 = the best customers earn 150% of the profit); null when total profit is not positive."),
         c("true_friend_customers", "bigint", "Customers in the true_friend quadrant."),
         c("butterfly_customers", "bigint", "Customers in the butterfly quadrant."),
         c("barnacle_customers", "bigint", "Customers in the barnacle quadrant."),

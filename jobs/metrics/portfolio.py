@@ -1,4 +1,4 @@
-"""Portfolio view: concentration (top shares, Gini), the whale curve and segment breakdowns."""
+"""Portfolio view: concentration (top shares, revenue Gini, losses), the whale curve and segment breakdowns."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ def portfolio_summary(
 ) -> DataFrame:
     """One row per snapshot date: size, money, and concentration over customers with a purchase.
 
-    Top-x% shares take the first ceil(x * n) customers by revenue (or profit). Gini uses the
-    sorted-rank formula G = 2 sum(i x_i) / (n sum x) - (n + 1) / n over ascending values; for
-    profit, negative values make it exceed 1 (losses deepen the concentration).
+    Top-x% shares take the first ceil(x * n) customers by revenue (or profit). Revenue Gini uses
+    the sorted-rank formula G = 2 sum(i x_i) / (n sum x) - (n + 1) / n over ascending values. Profit
+    gets no Gini (with loss-making customers it leaves [0, 1]); instead the share of buyers who lose
+    money, the profit they give back as a share of what the profitable ones make, and the whale
+    curve's peak (profit of the profitable buyers / total profit, above 1 when losses exist).
     """
     r = _ranked_buyers(profitability)
     n = F.count(F.lit(1))
@@ -40,7 +42,9 @@ def portfolio_summary(
         F.sum("rev").alias("rev_total"),
         F.sum("prof").alias("prof_total"),
         F.sum(F.col("rev") * (F.col("n") + 1 - F.col("rev_rank"))).alias("rev_weighted"),
-        F.sum(F.col("prof") * (F.col("n") + 1 - F.col("prof_rank"))).alias("prof_weighted"),
+        F.sum((F.col("prof") < 0).cast("int")).alias("loss_makers"),
+        F.sum(F.when(F.col("prof") > 0, F.col("prof")).otherwise(0.0)).alias("prof_gains"),
+        F.sum(F.when(F.col("prof") < 0, -F.col("prof")).otherwise(0.0)).alias("prof_losses"),
         *[
             F.sum(F.when(F.col(f"{k}_rank") <= F.ceil(F.lit(share) * F.col("n")), F.col(k)).otherwise(0.0)).alias(
                 f"{k}_top{round(share * 100)}"
@@ -87,7 +91,9 @@ def portfolio_summary(
         share("prof_top20", "prof_total").alias("top20_profit_share"),
         share("prof_top25", "prof_total").alias("top25_profit_share"),
         gini("rev_weighted", "rev_total").alias("gini_revenue"),
-        gini("prof_weighted", "prof_total").alias("gini_profit"),
+        (F.col("loss_makers") / F.col("n")).alias("loss_making_customer_share"),
+        share("prof_losses", "prof_gains").alias("profit_lost_share"),
+        F.when(F.col("prof_total") > 0, F.col("prof_gains") / F.col("prof_total")).alias("whale_peak_profit_share"),
         *[F.coalesce(F.col(f"{q}_customers"), F.lit(0)).cast("bigint").alias(f"{q}_customers") for q in ("true_friend", "butterfly", "barnacle", "stranger")],
     )
 

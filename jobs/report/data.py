@@ -29,7 +29,8 @@ SUMMARY_COLUMNS = (
     "top20_revenue_share",
     "top20_profit_share",
     "gini_revenue",
-    "gini_profit",
+    "loss_making_customer_share",
+    "whale_peak_profit_share",
 )
 
 KOTLER_LOYALTY_BINS = 25

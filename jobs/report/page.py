@@ -30,7 +30,8 @@ HEADLINES = (
     ("top20_revenue_share", "Top-20% revenue share", "pct"),
     ("top20_profit_share", "Top-20% profit share", "pct"),
     ("gini_revenue", "Gini (revenue)", "ratio"),
-    ("gini_profit", "Gini (profit)", "ratio"),
+    ("loss_making_customer_share", "Loss-making buyers", "pct"),
+    ("whale_peak_profit_share", "Whale-curve peak", "pct"),
 )
 
 SECTIONS = {  # key -> title, how to read it (HTML), source marts

@@ -196,7 +196,8 @@ def test_page_is_self_contained_and_holds_no_customer_rows(report: dict[str, Any
 
 def test_header_numbers_equal_portfolio_summary(report: dict[str, Any]) -> None:
     cols = ["customers", "active_customers", "buying_customers", "revenue", "net_profit",
-            "net_profit_after_acquisition", "top20_revenue_share", "top20_profit_share", "gini_revenue", "gini_profit"]
+            "net_profit_after_acquisition", "top20_revenue_share", "top20_profit_share", "gini_revenue", "loss_making_customer_share",
+            "whale_peak_profit_share"]
     row = query(report["url"], f"SELECT {', '.join(cols)} FROM marts.portfolio_summary WHERE snapshot_date = ?",
                 [report["snapshot"]])
     assert len(row) == 1

@@ -37,7 +37,8 @@ def _segments(spark: Any, quadrants: list[str]) -> Any:
 def test_summary_concentration_and_gini(spark: Any) -> None:
     # revenue 1, 2, 3, 4, 10 (sum 20): top 20% = ceil(1.0) = 1 customer = 10/20; top 25% = ceil(1.25) = 2 = 14/20
     # Gini: sorted 1, 2, 3, 4, 10; sum(i x) = 1 + 4 + 9 + 16 + 50 = 80; 2*80/(5*20) - 6/5 = 0.4
-    # profit 1, 2, 3, 4 and 0 (sum 10): Gini 2*(0 + 2 + 6 + 12 + 20)/(5*10) - 6/5 = 0.4
+    # profit 1, 2, 3, 4 and 0 (sum 10): nobody loses money, so no loss share, and the whale curve
+    # peaks at 10 / 10 = 1
     prof = _profitability(spark, [1, 2, 3, 4, 10], [1, 2, 3, 4, 0])
     segs = _segments(spark, ["true_friend", "butterfly", "barnacle", "stranger", "stranger"])
     r = portfolio.portfolio_summary(prof, segs, SNAP, active_days=90).collect()[0]
@@ -49,14 +50,30 @@ def test_summary_concentration_and_gini(spark: Any) -> None:
     assert r.gini_revenue == pytest.approx(0.4)
     assert r.top20_profit_share == pytest.approx(0.4)  # 4 / 10
     assert r.top25_profit_share == pytest.approx(0.7)  # (4 + 3) / 10
-    assert r.gini_profit == pytest.approx(0.4)
+    assert (r.loss_making_customer_share, r.profit_lost_share, r.whale_peak_profit_share) == (0.0, 0.0, 1.0)
     assert (r.true_friend_customers, r.butterfly_customers, r.barnacle_customers, r.stranger_customers) == (1, 1, 1, 2)
 
 
 def test_gini_of_one_to_four_is_a_quarter(spark: Any) -> None:
     prof = _profitability(spark, [1, 2, 3, 4], [4, 3, 2, 1])
     r = portfolio.portfolio_summary(prof, _segments(spark, ["stranger"] * 4), SNAP, 90).collect()[0]
-    assert r.gini_revenue == pytest.approx(0.25) and r.gini_profit == pytest.approx(0.25)
+    assert r.gini_revenue == pytest.approx(0.25)
+
+
+def test_losses_are_shares_and_a_whale_peak_not_a_gini(spark: Any) -> None:
+    # profits 10, 4, 0, -2, -2 (total 10): 2 of 5 buyers lose money = 0.4; they lose 4 of the 14
+    # the profitable ones make = 2/7; the whale curve peaks after the two profitable buyers at
+    # 14 / 10 = 1.4. (The sorted-rank "Gini" of these profits: ascending -2, -2, 0, 4, 10,
+    # 2 (-2 - 4 + 0 + 16 + 50) / (5 x 10) - 6/5 = 1.2, outside [0, 1].)
+    prof = _profitability(spark, [1, 1, 1, 1, 1], [10, 4, 0, -2, -2])
+    r = portfolio.portfolio_summary(prof, _segments(spark, ["stranger"] * 5), SNAP, 90).collect()[0]
+    assert r.loss_making_customer_share == pytest.approx(0.4)
+    assert r.profit_lost_share == pytest.approx(2 / 7)
+    assert r.whale_peak_profit_share == pytest.approx(1.4)
+    assert not hasattr(r, "gini_profit")
+    # no profit at all: the peak is undefined
+    flat = portfolio.portfolio_summary(_profitability(spark, [1, 1], [3, -3]), _segments(spark, ["stranger"] * 2), SNAP, 90).collect()[0]
+    assert flat.whale_peak_profit_share is None and flat.profit_lost_share == pytest.approx(1.0)
 
 
 def test_whale_curve(spark: Any) -> None:
