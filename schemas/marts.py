@@ -28,7 +28,7 @@ CUSTOMER_PROFITABILITY = Table(
     notes=(
         "Cancelled orders carry no money. Net revenue = gross - discount - refund. A fully refunded order is not a purchase and has no cost of goods (the goods came back) but its shipping cost counts.",
         "Cost to serve = shipping cost + interaction costs (support, complaints, marketing contacts, surveys).",
-        "profit_rank / profit_decile: exact window ranks over all customers by net_profit, ties broken by customer_id.",
+        "profit_rank / profit_decile: exact window ranks over the buyers (customers with a purchase) by net_profit, ties broken by customer_id; null for prospects.",
     ),
     columns=(
         _SNAP,
@@ -51,8 +51,8 @@ CUSTOMER_PROFITABILITY = Table(
         c("acquisition_cost", M, "Direct acquisition cost recorded on the customer."),
         c("net_profit", M, "gross_margin - cost_to_serve (before acquisition cost)."),
         c("net_profit_after_acquisition", M, "net_profit - acquisition_cost."),
-        c("profit_rank", "int", "Rank by net_profit, 1 = most profitable (the whale curve's x order)."),
-        c("profit_decile", "int", "Decile of net_profit, 1 = top 10% most profitable."),
+        c("profit_rank", "int", "Rank among buyers by net_profit, 1 = most profitable (the whale curve's x order); null for a prospect."),
+        c("profit_decile", "int", "Decile of net_profit among buyers, 1 = the 10% most profitable buyers; null for a prospect."),
     ),
 )
 
@@ -96,7 +96,7 @@ CUSTOMER_SEGMENTS = Table(
     notes=(
         "loyalty_score = active-month share (months with a purchase / months since the first purchase, inclusive) x min(1, tenure days / 365).",
         "kotler_quadrant: profit above the threshold and loyalty above the threshold = true_friend; profit only = butterfly; loyalty only = barnacle; neither = stranger; no purchase = prospect. Thresholds default to the medians over buyers (percentile_approx, accuracy 1e-4) and are run parameters.",
-        "value_tier (Zeithaml's customer pyramid): lead = net profit below 0; platinum = profit decile 1; gold = deciles 2-3; iron = the rest; prospect = no purchase.",
+        "value_tier (Zeithaml's customer pyramid): lead = net profit below 0; platinum = profit decile 1 (deciles rank buyers only); gold = deciles 2-3; iron = the rest; prospect = no purchase.",
         "lifecycle_stage, first rule that matches: prospect (no purchase); lapsed (no purchase for more than lapse_days); acquisition (one occasion so far); decline (days since last purchase above decline_gap_factor x the customer's own mean gap); development (tenure below development_days); retention.",
         "loyalty_rung, first rule that matches: prospect (no purchase); customer (one occasion); partner (referred someone, profit decile <= partner_max_decile, tenure >= partner_min_tenure_days); advocate (referred someone); supporter (at least supporter_min_repeat repeat occasions and active-month share >= supporter_min_month_share); client.",
     ),
@@ -107,7 +107,7 @@ CUSTOMER_SEGMENTS = Table(
         c("region", "string", "Customer region."),
         c("kotler_quadrant", "string", "true_friend, butterfly, barnacle, stranger or prospect (see notes)."),
         c("value_tier", "string", "platinum, gold, iron, lead or prospect (see notes)."),
-        c("value_decile", "int", "Profit decile, 1 = top 10%."),
+        c("value_decile", "int", "Profit decile among buyers, 1 = top 10%; null for a prospect (value_tier prospect)."),
         c("lifecycle_stage", "string", "prospect, acquisition, development, retention, decline or lapsed (see notes)."),
         c("loyalty_rung", "string", "prospect, customer, client, supporter, advocate or partner (see notes)."),
         c("loyalty_score", "double", "0..1 loyalty measure used for the Kotler quadrant (see notes)."),

@@ -156,10 +156,10 @@ COPY (
            CAST(acquisition_cost AS DECIMAL(18, 2)) AS acquisition_cost,
            CAST(gross_margin - cost_to_serve AS DECIMAL(18, 2)) AS net_profit,
            CAST(gross_margin - cost_to_serve - acquisition_cost AS DECIMAL(18, 2)) AS net_profit_after_acquisition,
-           row_number() OVER w AS profit_rank,
-           ntile(10) OVER w AS profit_decile
+           CASE WHEN purchase_days > 0 THEN row_number() OVER w END AS profit_rank,
+           CASE WHEN purchase_days > 0 THEN ntile(10) OVER w END AS profit_decile
     FROM p
-    WINDOW w AS (ORDER BY gross_margin - cost_to_serve DESC, customer_id)
+    WINDOW w AS (PARTITION BY purchase_days > 0 ORDER BY gross_margin - cost_to_serve DESC, customer_id)
 ) TO '{out}/customer_profitability.parquet' (FORMAT parquet);
 
 -- -- customer_rfm ----------------------------------------------------------------------------

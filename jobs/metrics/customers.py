@@ -1,6 +1,6 @@
 """Per-customer metrics as of a snapshot date: summary, profitability, RFM, segments.
 
-Ranks, deciles and quintiles use exact window ranks (`row_number` / `ntile` over all customers).
+Ranks, deciles and scores use exact window ranks (`row_number` / `ntile` / `rank`) over the buyers.
 That is one sort of the customer table in a single partition: exact, and cheap next to the
 customer-day aggregation (1M customers sort in seconds). Ties are broken by customer_id so that
 reruns give identical tables.
@@ -179,12 +179,15 @@ def customer_profitability(base: DataFrame, snapshot: date) -> DataFrame:
         (gross_margin - cost_to_serve).cast(MONEY).alias("net_profit"),
         (gross_margin - cost_to_serve - F.col("acquisition_cost")).cast(MONEY).alias("net_profit_after_acquisition"),
     )
-    by_profit = Window.orderBy(F.col("net_profit").desc(), F.col("customer_id"))
+    # buyers are ranked among buyers only: a prospect has no profit to rank, and counting them
+    # would make the top decile the top 10% of the whole base
+    buyer = F.col("purchase_days") > 0
+    by_profit = Window.partitionBy(buyer).orderBy(F.col("net_profit").desc(), F.col("customer_id"))
     return p.select(
         F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),
         "*",
-        F.row_number().over(by_profit).alias("profit_rank"),
-        F.ntile(10).over(by_profit).alias("profit_decile"),
+        F.when(buyer, F.row_number().over(by_profit)).alias("profit_rank"),
+        F.when(buyer, F.ntile(10).over(by_profit)).alias("profit_decile"),
     )
 
 

@@ -93,9 +93,28 @@ def test_profitability(base: Any) -> None:
     c2 = rows["c2"]  # 40 - 15 COGS - 4 shipping of the refunded order
     assert (c2.revenue, c2.net_profit, c2.net_profit_after_acquisition) == (D("40.00"), D("21.00"), D("19.00"))
     assert rows["c3"].net_profit == D("-1.00") and rows["c4"].net_profit == D("0.00")
-    assert [rows[c].profit_rank for c in ("c1", "c2", "c4", "c3")] == [1, 2, 3, 4]
-    assert [rows[c].profit_decile for c in ("c1", "c2", "c4", "c3")] == [1, 2, 3, 4]
+    # c3 (only a cancelled order) and c4 (nothing) never bought: unranked, whatever their profit;
+    # the two buyers rank 1-2 (two rows: deciles 1-2)
+    assert [rows[c].profit_rank for c in ("c1", "c2", "c3", "c4")] == [1, 2, None, None]
+    assert [rows[c].profit_decile for c in ("c1", "c2", "c3", "c4")] == [1, 2, None, None]
     assert rows["c1"].snapshot_date == SNAP and rows["c1"].first_purchase_date == date(2024, 1, 5)
+
+
+def test_deciles_rank_buyers_only(spark: Any) -> None:
+    """Ten buyers b01-b10 with net profit 100, 90, ..., 10 (one order, no costs) and ten prospects.
+    Among the ten buyers each decile holds one: b01 -> 1, b02 -> 2, ..., b10 -> 10; prospects get
+    none. (Ranked with the prospects, 20 rows, b01 and b02 would share decile 1.)"""
+    orders = [b.order(f"o{k}", f"b{k:02d}", "2024-02-01 12:00:00", f"{110 - 10 * k}.00") for k in range(1, 11)]
+    items = [b.line(f"o{k}", 1, "p", 1, f"{110 - 10 * k}.00", "0.00") for k in range(1, 11)]
+    ids = [f"b{k:02d}" for k in range(1, 11)] + [f"p{k:02d}" for k in range(1, 11)]
+    customers = spark.createDataFrame([b.customer(c, "2024-01-01 00:00:00", "organic") for c in ids], b.CUSTOMERS)
+    days = customer_day(order_facts(spark.createDataFrame(orders, b.ORDERS), spark.createDataFrame(items, b.ITEMS)),
+                        spark.createDataFrame([], b.INTERACTIONS))
+    base = C.customer_base(customers, C.customer_summary(days, SNAP), SNAP)
+    rows = {r.customer_id: r for r in C.customer_profitability(base, SNAP).collect()}
+    assert [rows[f"b{k:02d}"].net_profit for k in (1, 10)] == [D("100.00"), D("10.00")]
+    assert [(rows[f"b{k:02d}"].profit_rank, rows[f"b{k:02d}"].profit_decile) for k in range(1, 11)] == [(k, k) for k in range(1, 11)]
+    assert {(rows[f"p{k:02d}"].profit_rank, rows[f"p{k:02d}"].profit_decile) for k in range(1, 11)} == {(None, None)}
 
 
 def test_rfm_quintiles_and_segments(spark: Any) -> None:
