@@ -189,15 +189,17 @@ CUSTOMER_MOVEMENTS = Table(
     notes=(
         "Active in a month = a purchase occasion in it. new = first purchase in the month; retained = also active the month before; reactivated = active before but not the month before (won back); lapsed = active the month before but not this month.",
         "lapsed_revenue is the revenue those customers brought in the month before (what the month lost).",
+        "A customer lapses in a month only once it is over: in an incomplete snapshot month (is_complete_month false) lapsed is 0.",
     ),
     columns=(
         _SNAP,
         c("month", "date", "First day of the month.", nullable=False),
         _CHANNEL,
+        c("is_complete_month", "boolean", "False for the snapshot's own month when the snapshot is not its last day: its counts are so far, and no one has lapsed in it yet."),
         c("new_customers", "bigint", "Customers with their first purchase in the month."),
         c("retained_customers", "bigint", "Customers active in the month and the month before."),
         c("reactivated_customers", "bigint", "Customers active in the month, not the month before, and not new."),
-        c("lapsed_customers", "bigint", "Customers active the month before but not in this month."),
+        c("lapsed_customers", "bigint", "Customers active the month before but not in this month (complete months only)."),
         c("new_revenue", M, "Revenue of new customers in the month."),
         c("retained_revenue", M, "Revenue of retained customers in the month."),
         c("reactivated_revenue", M, "Revenue of reactivated customers in the month."),

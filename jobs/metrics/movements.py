@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -20,9 +20,12 @@ def customer_movements(months: DataFrame, cohorts: DataFrame, snapshot: date) ->
     is `new` (first purchase in m), `retained` (also active in m-1) or `reactivated` (active before,
     not in m-1: won back). A customer active in m-1 but not in m has `lapsed` in m; their
     `lapsed_revenue` is what they spent in m-1 (revenue the month lost). Months up to the
-    snapshot's month.
+    snapshot's month. The snapshot's own month is complete only when the snapshot is its last
+    day (`is_complete_month`): before that, nobody has lapsed in it yet (they may still buy).
     """
     snap_month = F.trunc(F.lit(snapshot.isoformat()).cast("date"), "month")
+    month_is_over = (snapshot + timedelta(days=1)).day == 1
+    last_complete = snap_month if month_is_over else F.add_months(snap_month, -1)
     active = months.where("active").join(cohorts, "customer_id")
     by_customer = Window.partitionBy("customer_id").orderBy("month")
     prev_month = F.lag("month").over(by_customer)
@@ -36,7 +39,7 @@ def customer_movements(months: DataFrame, cohorts: DataFrame, snapshot: date) ->
     # one pass over the window: each active month is one event, plus a `lapsed` event in the next
     # month when the customer is not active then; each event counts under its channel and 'all'
     lapse_month = F.add_months(F.col("month"), 1)
-    lapsing = (F.col("next_month").isNull() | (F.col("next_month") != lapse_month)) & (lapse_month <= snap_month)
+    lapsing = (F.col("next_month").isNull() | (F.col("next_month") != lapse_month)) & (lapse_month <= last_complete)
     event = F.explode(
         F.array(
             F.struct(F.col("month").alias("month"), F.col("flow").alias("flow")),
@@ -62,6 +65,7 @@ def customer_movements(months: DataFrame, cohorts: DataFrame, snapshot: date) ->
         F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),
         "month",
         "acquisition_channel",
+        (F.col("month") <= last_complete).alias("is_complete_month"),
         *[F.coalesce(F.col(f"{f}_customers"), F.lit(0)).cast("bigint").alias(f"{f}_customers") for f in FLOWS],
         *[F.coalesce(F.col(f"{f}_revenue"), zero).alias(f"{f}_revenue") for f in FLOWS],
         (F.col("new_customers") + F.col("retained_customers") + F.col("reactivated_customers"))

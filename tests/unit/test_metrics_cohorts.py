@@ -100,6 +100,21 @@ def test_movements(scenario: dict[str, Any]) -> None:
     assert rows[("2024-03-01", "direct_mail")].reactivated_customers == 1
     assert rows[("2024-03-01", "affiliate")].lapsed_customers == 1
     assert ("2024-04-01", "all") not in rows  # nothing after the snapshot's month
+    assert {r.is_complete_month for r in rows.values()} == {True}  # 2024-03-31 ends March
+
+
+def test_no_one_lapses_in_an_unfinished_month(scenario: dict[str, Any]) -> None:
+    """Snapshot 2024-03-15: c2 (active in February) has not bought in March yet, but March is not
+    over, so March has no lapse; c1's reactivation on March 1 counts (60.00). January and
+    February are complete months, March is not."""
+    snap = date(2024, 3, 15)
+    months, cohort = _months_and_cohorts(scenario, snap)
+    rows = {(r.month.isoformat(), r.acquisition_channel): r for r in movements.customer_movements(months, cohort, snap).collect()}
+    mar = rows[("2024-03-01", "all")]
+    assert (mar.reactivated_customers, mar.reactivated_revenue, mar.lapsed_customers, mar.lapsed_revenue) == (1, D("60.00"), 0, D("0.00"))
+    assert rows[("2024-02-01", "all")].lapsed_customers == 1  # c1 lapsed in February (active in January)
+    assert {m: r.is_complete_month for (m, ch), r in rows.items() if ch == "all"} == {
+        "2024-01-01": True, "2024-02-01": True, "2024-03-01": False}
 
 
 def test_retained(spark: Any) -> None:
