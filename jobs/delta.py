@@ -59,12 +59,14 @@ def snapshot_filter(snapshot: date) -> str:
 
 def write_snapshot(df: DataFrame, path: str, snapshot: date, what: str) -> None:
     """Replace the snapshot's partition of the Delta table at `path` with `df`: one commit (the
-    table is created by the first write). An empty `df` leaves the snapshot empty."""
+    table is created by the first write). An empty `df` leaves the snapshot empty. A column the
+    contract added is added to the table (older snapshots read it as null); a column it dropped
+    stays in the table, null from then on."""
     out = df.withColumn(SNAPSHOT_COLUMN, F.lit(snapshot).cast("date"))
 
     def commit() -> None:
         (out.write.format("delta").mode("overwrite").partitionBy(SNAPSHOT_COLUMN)
-         .option("replaceWhere", snapshot_filter(snapshot)).save(path))
+         .option("replaceWhere", snapshot_filter(snapshot)).option("mergeSchema", "true").save(path))
 
     retry_conflicts(what, commit)
 

@@ -380,3 +380,17 @@ def test_a_lake_refuses_a_second_source(small: str, tmp_path: Path, spark: Any) 
     respelled = f"duckdb:///{tmp_path}/./sub/../small.duckdb"
     (tmp_path / "sub").mkdir()
     assert sum(extract(spark, open_warehouse(respelled), lake, D).rows.values()) == 0
+
+
+def test_a_table_gains_and_loses_a_column_without_losing_its_snapshots(spark: Any, tmp_path: Path) -> None:
+    """A new release adds a mart column and drops another: the next snapshot's write succeeds,
+    the old snapshot keeps its values, the new column reads as null there and the dropped one as
+    null in the new snapshot."""
+    from jobs.delta import read_snapshot, write_snapshot
+
+    lake = Lake.at(tmp_path / "lake")
+    path, d1, d2 = lake.mart_table("m"), date(2024, 1, 1), date(2024, 1, 2)
+    write_snapshot(spark.createDataFrame([(1, "old")], "id INT, dropped STRING"), path, d1, "mart m")
+    write_snapshot(spark.createDataFrame([(2, True)], "id INT, added BOOLEAN"), path, d2, "mart m")
+    rows = {d: [r.asDict() for r in read_snapshot(spark, lake, path, d, "mart m").collect()] for d in (d1, d2)}
+    assert rows == {d1: [{"id": 1, "dropped": "old", "added": None}], d2: [{"id": 2, "dropped": None, "added": True}]}
