@@ -18,9 +18,13 @@ def channel_economics(cohort_retention: DataFrame, marketing_spend: DataFrame, s
     """One row per acquisition channel (and 'all') x acquisition month, per snapshot date.
 
     CAC = the channel's marketing spend in the month / customers acquired (first purchase) in it.
-    Retention at k months = bounded retention in period k. LTV at k months = cumulative margin per
-    acquired customer through period k. Both are null until period k is complete (censored).
-    Payback = the first complete period whose cumulative margin per customer reaches CAC.
+    Period 0 is the acquisition month, so a k-month window is periods 0..k-1. Retention at month k
+    (`retention_km`) = bounded retention in period k, the k-th month after the acquisition month.
+    k-month LTV (`margin_per_customer_km`) = cumulative margin per acquired customer over the first
+    k months, periods 0..k-1. Each is null until its last period is complete (censored). Payback =
+    the number of months, counting the acquisition month, until the cumulative margin per customer
+    reaches CAC (1 = within the acquisition month): payback_months = k exactly when k-month LTV is
+    the first to reach CAC.
     """
     complete = F.col("is_complete_period")
 
@@ -32,7 +36,7 @@ def channel_economics(cohort_retention: DataFrame, marketing_spend: DataFrame, s
     ).agg(
         F.max("cohort_size").alias("customers_acquired"),
         *[at(k, "retention_rate").alias(f"retention_{k}m") for k in RETENTION_PERIODS],
-        *[at(k, "cumulative_margin_per_customer").alias(f"margin_per_customer_{k}m") for k in LTV_PERIODS],
+        *[at(k - 1, "cumulative_margin_per_customer").alias(f"margin_per_customer_{k}m") for k in LTV_PERIODS],
         F.max(F.when(complete, F.col("period"))).alias("_last_complete"),
         F.collect_list(
             F.when(complete, F.struct("period", "cumulative_margin_per_customer"))
@@ -54,7 +58,7 @@ def channel_economics(cohort_retention: DataFrame, marketing_spend: DataFrame, s
     payback = F.aggregate(
         F.filter(F.coalesce(F.col("_curve"), F.array()), lambda p: p["cumulative_margin_per_customer"] >= F.col("cac")),
         F.lit(None).cast("int"),
-        lambda acc, p: F.when(acc.isNull() | (p["period"] < acc), p["period"]).otherwise(acc),
+        lambda acc, p: F.when(acc.isNull() | (p["period"] + 1 < acc), p["period"] + 1).otherwise(acc),
     )
     with_cac = joined.withColumn("cac", cac)
     return with_cac.select(

@@ -77,15 +77,30 @@ def test_channel_economics(scenario: dict[str, Any]) -> None:
     dm = rows[("direct_mail", "2024-01-01")]
     assert (dm.customers_acquired, dm.spend, dm.cac) == (1, D("100.00"), 100.0)
     assert dm.retention_3m == 0.0  # no purchase in April
-    assert dm.margin_per_customer_3m == pytest.approx(72.0)  # 60 - 3 + 15 + 0
+    assert dm.margin_per_customer_3m == pytest.approx(72.0)  # Jan 60, Feb -3, Mar 15 (April's 0 is month 4)
     assert dm.retention_6m is None and dm.margin_per_customer_12m is None  # not observed yet
     assert dm.payback_months is None  # 72 never reaches 100
     aff = rows[("affiliate", "2024-02-01")]
-    assert (aff.cac, aff.payback_months) == (20.0, 0)  # 21 >= 20 in the acquisition month
+    assert (aff.cac, aff.payback_months) == (20.0, 1)  # 21 >= 20 within the first month, the acquisition month
     social = rows[("social", "2024-03-01")]  # spend without customers: no CAC
     assert (social.customers_acquired, social.spend, social.cac, social.payback_months) == (0, D("50.00"), None, None)
     assert rows[("all", "2024-03-01")].spend == D("50.00")
     assert rows[("all", "2024-01-01")].cac == 100.0
+
+
+def test_a_k_month_ltv_covers_k_months(scenario: dict[str, Any]) -> None:
+    """Snapshot 2024-03-31: the January cohort (c1, direct_mail) has complete periods 0-2 (Jan-Mar),
+    not period 3 (April). Its margin per customer: Jan 60 (orders o1, o2), Feb -3 (a support ticket),
+    Mar 15 (o3). The 3-month LTV covers Jan-Mar: 60 - 3 + 15 = 72, known now; month-3 retention is
+    April's, not known yet. The February affiliate cohort (c2): Feb 21, Mar 0: its 1st month pays
+    back the CAC of 20 (payback 1); its 3-month LTV needs April."""
+    snap = date(2024, 3, 31)
+    econ = channels.channel_economics(_retention(scenario, snap), scenario["spend"], snap)
+    rows = {(r.acquisition_channel, r.acquisition_month.isoformat()): r for r in econ.collect()}
+    dm, aff = rows[("direct_mail", "2024-01-01")], rows[("affiliate", "2024-02-01")]
+    assert dm.margin_per_customer_3m == pytest.approx(72.0)
+    assert dm.retention_3m is None and dm.margin_per_customer_6m is None
+    assert (aff.margin_per_customer_3m, aff.payback_months) == (None, 1)
 
 
 def test_movements(scenario: dict[str, Any]) -> None:
