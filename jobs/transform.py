@@ -97,7 +97,7 @@ def build_marts(
         "portfolio_summary": portfolio.portfolio_summary(profitability, segs, snapshot, seg_rules.active_days),
         "portfolio_breakdown": portfolio.portfolio_breakdown(profitability, segs, snapshot),
         "whale_curve": portfolio.whale_curve(profitability, snapshot),
-        "customer_clv": clv.customer_clv(rfm, bg, gg, snapshot, settings),
+        "customer_clv": clv.customer_clv(rfm, clv.margin_rates(profitability), bg, gg, snapshot, settings),
         "clv_model_fit": spark.createDataFrame(fit_rows, clv.MODEL_FIT_SCHEMA),
     }
     by_name = {t.name: t for t in METRIC_MARTS}

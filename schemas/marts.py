@@ -276,14 +276,15 @@ WHALE_CURVE = Table(
 
 CUSTOMER_CLV = Table(
     name="customer_clv",
-    comment="Predictive customer lifetime value: BG/NBD purchases and Gamma-Gamma spend.",
+    comment="Predictive customer lifetime value: BG/NBD purchases and Gamma-Gamma spend, as revenue and as margin.",
     grain="one row per customer with at least one purchase, per snapshot date",
     key=("snapshot_date", "customer_id"),
     notes=(
         "Models fitted per snapshot by maximum likelihood on frequency / recency / T (weeks) from customer_rfm; parameters and fit quality in clv_model_fit.",
         "BG/NBD assumes a customer can only drop out right after a purchase, so one-time buyers (frequency 0) always get p_alive = 1; their expected purchases still fall with T.",
         "Gamma-Gamma is fitted on repeat buyers with positive mean spend only; expected_average_spend shrinks a customer's own mean towards the population mean (one-time buyers get the population mean).",
-        "clv = expected_average_spend x sum over months i = 1..H of [E N(i) - E N(i-1)] / (1 + d)^i with H = clv_horizon_months (run parameter clv_months, default 12), a month of 4.345 weeks and d = clv_monthly_discount (default 1%). Null when a model was skipped.",
+        "clv_revenue = expected_average_spend x sum over months i = 1..H of [E N(i) - E N(i-1)] / (1 + d)^i with H = clv_horizon_months (run parameter clv_months, default 12), a month of 4.345 weeks and d = clv_monthly_discount (default 1%). Null when a model was skipped.",
+        "clv = clv_revenue x margin_rate: expected contribution margin (revenue - cost of goods - shipping - interaction costs, the margin of channel_economics' LTV), so CLV and LTV/CAC compare like with like. margin_rate is the customer's own net_profit / revenue with at least 2 purchase days and positive revenue, else the portfolio's (margin_rate_source).",
     ),
     columns=(
         _SNAP,
@@ -293,7 +294,10 @@ CUSTOMER_CLV = Table(
         c("expected_purchases_13w", "double", "Expected purchase days in the next 13 weeks."),
         c("expected_purchases_52w", "double", "Expected purchase days in the next 52 weeks."),
         c("expected_average_spend", "double", "Expected spend per future purchase day (Gamma-Gamma)."),
-        c("clv", "double", "Discounted expected spend over the next clv_horizon_months months (see notes)."),
+        c("clv_revenue", "double", "Discounted expected revenue over the next clv_horizon_months months (see notes)."),
+        c("margin_rate", "double", "Contribution margin rate applied to clv_revenue: net_profit / revenue of the customer, or of the portfolio (margin_rate_source)."),
+        c("margin_rate_source", "string", "customer (own history: 2+ purchase days, positive revenue) or portfolio (all buyers)."),
+        c("clv", "double", "Discounted expected contribution margin over the next clv_horizon_months months: clv_revenue x margin_rate."),
         c("clv_horizon_months", "int", "CLV horizon in months (default 12)."),
     ),
 )

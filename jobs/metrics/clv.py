@@ -221,9 +221,34 @@ def fit_models(rfm: DataFrame, settings: ClvSettings) -> tuple[FitResult, FitRes
     return bg, gg
 
 
-def customer_clv(rfm: DataFrame, bg: FitResult, gg: FitResult, snapshot: date, settings: ClvSettings) -> DataFrame:
+# a customer's own margin rate needs at least this many purchase days; below, the portfolio's
+MIN_OWN_MARGIN_DAYS = 2
+
+
+def margin_rates(profitability: DataFrame) -> DataFrame:
+    """One row per buying customer: the contribution margin rate (net_profit / revenue, the margin
+    channel LTV uses) that turns expected revenue into expected margin, and where it comes from:
+    the customer's own history ('customer', with MIN_OWN_MARGIN_DAYS purchase days and positive
+    revenue) or the portfolio's (all buyers' net profit / their revenue) otherwise."""
+    buyers = profitability.where(F.col("purchase_days") > 0)
+    portfolio = buyers.agg(
+        F.when(F.sum("revenue") > 0, F.sum("net_profit").cast("double") / F.sum("revenue").cast("double")).alias("_portfolio")
+    )
+    own = F.when((F.col("purchase_days") >= MIN_OWN_MARGIN_DAYS) & (F.col("revenue") > 0),
+                 F.col("net_profit").cast("double") / F.col("revenue").cast("double"))
+    return buyers.crossJoin(F.broadcast(portfolio)).select(
+        "customer_id",
+        F.coalesce(own, F.col("_portfolio")).alias("margin_rate"),
+        F.when(own.isNotNull(), F.lit("customer")).when(F.col("_portfolio").isNotNull(), F.lit("portfolio")).alias("margin_rate_source"),
+    )
+
+
+def customer_clv(
+    rfm: DataFrame, margins: DataFrame, bg: FitResult, gg: FitResult, snapshot: date, settings: ClvSettings
+) -> DataFrame:
     """One row per buying customer per snapshot date: P(alive), expected purchases at the
-    horizons, expected average spend and CLV. Nulls when a model was skipped."""
+    horizons, expected average spend, CLV as expected revenue (`clv_revenue`) and as expected
+    margin (`clv` = clv_revenue x margin_rate, from `margin_rates`). Nulls when a model was skipped."""
     h1, h2, h3 = settings.horizons_weeks
     x, tx, T = F.col("frequency").cast("double"), F.col("recency"), F.col("T")
     if bg.skipped:
@@ -257,7 +282,7 @@ def customer_clv(rfm: DataFrame, bg: FitResult, gg: FitResult, snapshot: date, s
     else:
         # CLV = spend x sum_i [E N(i) - E N(i-1)] / (1 + d)^i: the UDF returns the discounted sum of increments
         value = F.col("expected_average_spend") * F.col("_ncum")
-    return out.select(
+    return out.withColumn("clv_revenue", value).join(margins, "customer_id", "left").select(
         F.lit(snapshot.isoformat()).cast("date").alias("snapshot_date"),
         "customer_id",
         "p_alive",
@@ -265,7 +290,10 @@ def customer_clv(rfm: DataFrame, bg: FitResult, gg: FitResult, snapshot: date, s
         f"expected_purchases_{h2}w",
         f"expected_purchases_{h3}w",
         "expected_average_spend",
-        value.alias("clv"),
+        "clv_revenue",
+        "margin_rate",
+        "margin_rate_source",
+        (F.col("clv_revenue") * F.col("margin_rate")).alias("clv"),
         F.lit(settings.clv_months).alias("clv_horizon_months"),
     )
 

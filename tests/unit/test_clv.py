@@ -102,5 +102,31 @@ def test_too_few_customers_skips_the_models(spark: Any) -> None:
     )
     bg, gg = clv.fit_models(rfm, clv.ClvSettings(min_customers=50))
     assert bg.skipped and gg.skipped and "20 buying customers" in bg.message
-    scored = clv.customer_clv(rfm, bg, gg, date(2024, 1, 31), clv.ClvSettings()).collect()
-    assert len(scored) == 20 and all(r.p_alive is None and r.clv is None for r in scored)
+    margins = spark.createDataFrame([(f"c{i}", 0.5, "customer") for i in range(20)], "customer_id string, margin_rate double, margin_rate_source string")
+    scored = clv.customer_clv(rfm, margins, bg, gg, date(2024, 1, 31), clv.ClvSettings()).collect()
+    assert len(scored) == 20 and all(r.p_alive is None and r.clv is None and r.clv_revenue is None for r in scored)
+
+
+def test_clv_is_margin_at_the_customers_own_rate_or_the_portfolios(spark: Any) -> None:
+    """Buyers: a (3 purchase days, revenue 200, net profit 50: own rate 0.25), b (1 day, revenue
+    100, net profit 40: too little history), c (2 days, revenue 0 after refunds, net profit -10:
+    no rate of its own); prospect p is not a buyer. Portfolio: (50 + 40 - 10) / (200 + 100 + 0) =
+    80 / 300 = 0.2667. With a fitted model, clv = clv_revenue x that rate."""
+    profitability = spark.createDataFrame(
+        [("a", 3, 200.0, 50.0), ("b", 1, 100.0, 40.0), ("c", 2, 0.0, -10.0), ("p", 0, 0.0, -5.0)],
+        "customer_id string, purchase_days int, revenue double, net_profit double",
+    )
+    rates = {r.customer_id: (r.margin_rate, r.margin_rate_source) for r in clv.margin_rates(profitability).collect()}
+    assert rates == {"a": (pytest.approx(0.25), "customer"), "b": (pytest.approx(80 / 300), "portfolio"),
+                     "c": (pytest.approx(80 / 300), "portfolio")}
+    rfm = spark.createDataFrame(
+        [("a", 2, 20.0, 30.0, 60.0), ("b", 0, 0.0, 10.0, 0.0), ("c", 1, 5.0, 20.0, 0.0)],
+        "customer_id string, frequency int, recency double, T double, monetary_value double",
+    )
+    bg = clv.FitResult("bgnbd", {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.4}, -1.0, 3, True, "ok")
+    gg = clv.FitResult("gamma_gamma", {"p": 6.0, "q": 4.0, "gamma": 16.0}, -1.0, 2, True, "ok")
+    scored = {r.customer_id: r for r in clv.customer_clv(rfm, clv.margin_rates(profitability), bg, gg, date(2024, 1, 31),
+                                                         clv.ClvSettings()).collect()}
+    for cid, (rate, _source) in rates.items():
+        assert scored[cid].clv_revenue > 0 and scored[cid].margin_rate == rate
+        assert scored[cid].clv == pytest.approx(scored[cid].clv_revenue * rate)
