@@ -155,7 +155,10 @@ MART_SUITES[CUSTOMER_CLV.name] += [
     _rate("p_alive"),
     _between("expected_purchases_4w", 0),
     _between("expected_purchases_52w", 0),
-    _between("clv", 0),
+    # clv is margin and may be negative (a loss-making customer); expected revenue may not, and
+    # no margin exceeds its revenue
+    _between("clv_revenue", 0),
+    _between("margin_rate", None, 1),
     ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "expected_purchases_52w", "column_B": "expected_purchases_13w", "or_equal": True}),
     ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "expected_purchases_13w", "column_B": "expected_purchases_4w", "or_equal": True}),
 ]
