@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from jobs.report import ReportError, configure, run, write_report
+from jobs.report.page import HEADLINES
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 BAR_CHARTS = ("segments", "clv", "channel-economics", "dq-checks", "step-seconds", "quarantine")
@@ -194,6 +195,9 @@ def test_page_is_self_contained_and_holds_no_customer_rows(report: dict[str, Any
     assert report["run_id"] in page
 
 
+PERCENT_HEADLINES = {col for col, _label, kind in HEADLINES if kind == "pct"}
+
+
 def test_header_numbers_equal_portfolio_summary(report: dict[str, Any]) -> None:
     cols = ["customers", "active_customers", "buying_customers", "revenue", "net_profit",
             "net_profit_after_acquisition", "top20_revenue_share", "top20_profit_share", "gini_revenue", "loss_making_customer_share",
@@ -232,7 +236,7 @@ def test_header_numbers_equal_portfolio_summary(report: dict[str, Any]) -> None:
             assert int(raw) == value and int(number) == value, col
         elif isinstance(value, Decimal):
             assert Decimal(raw) == value and Decimal(number) == value.quantize(Decimal("0.01")), col
-        elif col.startswith("top20"):
+        elif col in PERCENT_HEADLINES:
             assert float(raw) == value and number.endswith("%"), col
             assert float(number[:-1]) == pytest.approx(value * 100, abs=0.05 + 1e-9), col
         else:
