@@ -13,20 +13,9 @@ from typing import Any
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 from jobs.config import RunParams
+from schemas.marts import METRIC_MARTS
 
-MART_NAMES = (
-    "customer_profitability",
-    "customer_rfm",
-    "customer_segments",
-    "cohort_retention",
-    "channel_economics",
-    "customer_movements",
-    "portfolio_summary",
-    "portfolio_breakdown",
-    "whale_curve",
-    "customer_clv",
-    "clv_model_fit",
-)
+MART_NAMES = tuple(t.name for t in METRIC_MARTS)
 MART_ASSETS = [Asset(name=f"crm_marts.{m}", uri=f"crm-metrics://marts/{m}") for m in MART_NAMES]
 
 _DEFAULTS = RunParams()

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from jobs.delta import read_snapshot, snapshot_rows, write_snapshot
 from jobs.faults import maybe_pause
 from jobs.lake import Lake
-from jobs.metrics import channels, clv, cohorts, customers, movements, portfolio, segments
+from jobs.metrics import channels, clv, cohorts, customers, movements, portfolio, revenue_retention, segments
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
 from jobs.parallel import in_parallel
@@ -93,6 +93,7 @@ def build_marts(
         "customer_segments": segs,
         "cohort_retention": retention,
         "channel_economics": channels.channel_economics(retention, inputs.marketing_spend, snapshot),
+        "revenue_retention": revenue_retention.revenue_retention(days, base, snapshot),
         "customer_movements": movements.customer_movements(months, cohort_of, snapshot),
         "portfolio_summary": portfolio.portfolio_summary(profitability, segs, snapshot, seg_rules.active_days),
         "portfolio_breakdown": portfolio.portfolio_breakdown(profitability, segs, snapshot),

@@ -20,6 +20,7 @@ from schemas.marts import (
     METRIC_MARTS,
     PORTFOLIO_BREAKDOWN,
     PORTFOLIO_SUMMARY,
+    REVENUE_RETENTION,
     WHALE_CURVE,
 )
 from schemas.source import (
@@ -136,6 +137,14 @@ MART_SUITES[COHORT_RETENTION.name] += [
 MART_SUITES[CHANNEL_ECONOMICS.name] += [
     *[_rate(f"retention_{k}m") for k in (3, 6, 12)],
     ("ExpectColumnValuesToBeBetween", {"column": "cac", "min_value": 0}),
+]
+MART_SUITES[REVENUE_RETENTION.name] += [
+    ("ExpectColumnValuesToBeInSet", {"column": "window_months", "value_set": [3, 12]}),
+    _rate("customer_retention_rate"),
+    _rate("gross_revenue_retention"),
+    _between("net_revenue_retention", 0),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "starting_customers", "column_B": "retained_customers", "or_equal": True}),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "net_revenue_retention", "column_B": "gross_revenue_retention", "or_equal": True}),
 ]
 MART_SUITES[CUSTOMER_MOVEMENTS.name] += [
     *[_between(f"{f}_customers", 0) for f in ("new", "retained", "reactivated", "lapsed")],

@@ -262,7 +262,7 @@ COPY (
            sum(last_active_here) OVER following / cohort_size AS unbounded_retention_rate,
            CAST(revenue AS DECIMAL(18, 2)) AS revenue,
            CASE WHEN max(CASE WHEN period = 0 THEN revenue END) OVER cohort <> 0
-                THEN CAST(revenue / max(CASE WHEN period = 0 THEN revenue END) OVER cohort AS DOUBLE) END AS revenue_retention,
+                THEN CAST(revenue / max(CASE WHEN period = 0 THEN revenue END) OVER cohort AS DOUBLE) END AS revenue_vs_period_0,
            CAST(margin AS DECIMAL(18, 2)) AS margin,
            CAST(sum(revenue) OVER to_date / cohort_size AS DOUBLE) AS cumulative_revenue_per_customer,
            CAST(sum(margin) OVER to_date / cohort_size AS DOUBLE) AS cumulative_margin_per_customer

@@ -127,7 +127,7 @@ def cohort_retention(months: DataFrame, cohorts: DataFrame, snapshot: date) -> D
         unbounded_active.cast("bigint").alias("unbounded_active_customers"),
         (unbounded_active / F.col("cohort_size")).alias("unbounded_retention_rate"),
         "revenue",
-        F.when(revenue_0 != 0, (F.col("revenue") / revenue_0).cast("double")).alias("revenue_retention"),
+        F.when(revenue_0 != 0, (F.col("revenue") / revenue_0).cast("double")).alias("revenue_vs_period_0"),
         "margin",
         (F.sum("revenue").over(to_date) / F.col("cohort_size")).cast("double").alias("cumulative_revenue_per_customer"),
         (F.sum("margin").over(to_date) / F.col("cohort_size")).cast("double").alias("cumulative_margin_per_customer"),

@@ -102,6 +102,34 @@ def test_holdout_forecast(sample_warehouse: str) -> None:
     assert abs(report["aggregate_error"]) < 0.15
 
 
+def test_revenue_retention_equals_the_file_s_own_windows(sample_warehouse: str) -> None:
+    """NRR and GRR over the quarter to 1997-09-30 against the quarter before, summed from the file:
+    customers with spend in April-June 1997 and what each of them spent in July-September."""
+    prior: dict[str, Decimal] = defaultdict(Decimal)
+    current: dict[str, Decimal] = defaultdict(Decimal)
+    with (CDNOW / "CDNOW_sample.txt").open() as f:
+        for line in f:
+            _master, cid, day, _cds, amount = line.split()
+            if "19970401" <= day <= "19970630":
+                prior[cid] += Decimal(amount)
+            elif "19970701" <= day <= "19970930":
+                current[cid] += Decimal(amount)
+    starting = [c for c, v in prior.items() if v > 0]
+    prior_revenue = sum(prior[c] for c in starting)
+    kept = sum(min(prior[c], current[c]) for c in starting)
+    current_revenue = sum(current[c] for c in starting)
+    row = open_warehouse(sample_warehouse).query(
+        "SELECT starting_customers, retained_customers, prior_revenue, current_revenue, net_revenue_retention, "
+        "gross_revenue_retention, is_full_prior_window FROM marts.revenue_retention "
+        "WHERE snapshot_date = ? AND acquisition_channel = 'all' AND window_months = 3",
+        [date(1997, 9, 30)],
+    )[0]
+    assert row[:4] == (len(starting), sum(1 for c in starting if current[c] > 0), prior_revenue, current_revenue)
+    assert row[4] == pytest.approx(float(current_revenue / prior_revenue), rel=1e-12)
+    assert row[5] == pytest.approx(float(kept / prior_revenue), rel=1e-12)
+    assert row[6] is True  # the file starts in January 1997
+
+
 @pytest.mark.slow
 def test_master_revenue_per_customer_reconciles_to_the_cent(tmp_path: Path, spark: object) -> None:
     url = _run(tmp_path, "CDNOW_master.txt", "customer_id,date,quantity,amount", date(1998, 6, 30))

@@ -47,7 +47,7 @@ def test_cohort_retention(scenario: dict[str, Any]) -> None:
     assert [r.retention_rate for r in jan] == [1.0, 0.0, 1.0]
     assert [r.unbounded_retention_rate for r in jan] == [1.0, 1.0, 1.0]  # still buys in period 2
     assert [r.revenue for r in jan] == [D("140.00"), D("0.00"), D("60.00")]
-    assert [r.revenue_retention for r in jan] == pytest.approx([1.0, 0.0, 60 / 140])
+    assert [r.revenue_vs_period_0 for r in jan] == pytest.approx([1.0, 0.0, 60 / 140])
     assert [r.margin for r in jan] == [D("60.00"), D("-3.00"), D("15.00")]
     assert [r.cumulative_revenue_per_customer for r in jan] == pytest.approx([140.0, 140.0, 200.0])
     assert [r.cumulative_margin_per_customer for r in jan] == pytest.approx([60.0, 57.0, 72.0])
