@@ -122,14 +122,16 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
 
 
 def release_table_caches() -> None:
-    """Forget Delta's cached table logs and snapshot states (each holds a cached DataFrame and a
-    cloned session) of this process's session, if it has one. Called at the end of a run: a
-    process that runs many dates or many lakes (a backfill, dag.test, the tests) otherwise keeps
-    every table it ever read until the heap is full. Other threads' queries are unaffected; their
-    tables are read again when next needed. On Spark Connect the server owns the cache."""
+    """Forget the DataFrames this process's session still caches (ones a failed step left
+    persisted) and Delta's cached table logs and snapshot states (each holds a cached DataFrame
+    and a cloned session), if it has a session. Called at the end of a run: a process that runs
+    many dates or many lakes (a backfill, dag.test, the tests) otherwise keeps every table it ever
+    read until the heap is full. Other threads' queries stay correct: a dropped block or table log
+    is computed or read again when next needed. On Spark Connect the server owns the cache."""
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession()
     jvm = getattr(session, "_jvm", None)
-    if jvm is not None:
+    if session is not None and jvm is not None:
+        session.catalog.clearCache()
         jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()

@@ -77,11 +77,11 @@ def _release_spark_memory() -> Iterator[None]:
     yield
     from pyspark.sql import SparkSession
 
+    from jobs.spark import release_table_caches
+
     session = SparkSession.getActiveSession()
-    if session is None or session.sparkContext._jsc is None:
-        return
-    session.catalog.clearCache()
-    session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    if session is not None and session.sparkContext._jsc is not None:
+        release_table_caches()
 
 
 @pytest.fixture(scope="session")
