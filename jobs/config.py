@@ -83,6 +83,14 @@ def mask_secrets(text: str, *secrets: str | None) -> str:
     return text
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _is_null(value: object) -> bool:
+    """A parameter left unset: None, an empty string, or the text null / none (`--param x=null`)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none"))
+
+
 @dataclass(frozen=True)
 class RunParams:
     """Parameters an analyst may set per run (DAG params, `crm-metrics run --param k=v`).
@@ -122,7 +130,7 @@ class RunParams:
     @classmethod
     def from_mapping(cls, values: dict[str, object] | None) -> RunParams:
         """Build from DAG params / CLI pairs; unknown names and bad values are errors."""
-        values = {k: v for k, v in (values or {}).items() if v is not None and v != ""}
+        values = {k: v for k, v in (values or {}).items() if not _is_null(v)}
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -133,11 +141,14 @@ class RunParams:
             kind = type(default) if default is not None else (float if "threshold" in name else str)
             try:
                 if kind is bool:
-                    out[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+                    out[name] = raw if isinstance(raw, bool) else _BOOLEANS[str(raw).strip().lower()]
+                elif kind is int and isinstance(raw, float):
+                    raise ValueError(raw)  # 2.5 days is not 2 days
                 else:
                     out[name] = kind(str(raw))
-            except (TypeError, ValueError):
-                raise ValueError(f"run parameter {name}={raw!r}: expected {kind.__name__}") from None
+            except (KeyError, TypeError, ValueError):
+                expected = "true or false" if kind is bool else kind.__name__
+                raise ValueError(f"run parameter {name}={raw!r}: expected {expected} (or null for the default)") from None
         return cls(**out)  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, object]:

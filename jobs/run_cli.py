@@ -38,8 +38,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         pairs[k.strip()] = v.strip()
     if args.full_refresh:
         pairs["full_refresh"] = "true"
-    RunParams.from_mapping(pairs)  # fail fast on a bad name or value
-    return pairs
+    # typed as the DAG's Params expect them (a number, a boolean, null), and a bad name or value
+    # fails here, before Airflow starts
+    params = RunParams.from_mapping(pairs)
+    return {k: getattr(params, k) for k in pairs}
 
 
 def summary(wh_url: str, snapshot: date) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import date
 
 import pendulum
 import pytest
 
+from dags.customer_metrics import PARAMS
 from jobs.config import RunParams
 from jobs.pipeline import RunContext
+from jobs.run_cli import _params
 
 
 def test_snapshot_is_a_plain_date_even_from_airflow() -> None:
@@ -24,6 +27,37 @@ def test_params_are_typed_and_unknown_ones_refused() -> None:
         RunParams.from_mapping({"lapse_dayz": 3})
     with pytest.raises(ValueError, match="lapse_days='soon': expected int"):
         RunParams.from_mapping({"lapse_days": "soon"})
+
+
+def _cli(*pairs: str, full_refresh: bool = False) -> dict[str, object]:
+    return _params(argparse.Namespace(param=list(pairs), full_refresh=full_refresh))
+
+
+@pytest.mark.parametrize(
+    ("pair", "name", "value"),
+    [
+        ("quarantine_max_rate=0.05", "quarantine_max_rate", 0.05),  # the README's example
+        ("lapse_days=180", "lapse_days", 180),
+        ("full_refresh=false", "full_refresh", False),
+        ("full_refresh=TRUE", "full_refresh", True),
+        ("kotler_profit_threshold=null", "kotler_profit_threshold", None),
+        ("company_start=", "company_start", None),
+    ],
+)
+def test_cli_params_are_typed_as_the_dag_params_expect(pair: str, name: str, value: object) -> None:
+    """crm-metrics run --param: a number, a boolean or null reaches the DAG typed, and the DAG's
+    own Param (its JSON schema) accepts it."""
+    got = _cli(pair)
+    assert got == {name: value} and type(got[name]) is type(value)
+    assert PARAMS[name].resolve(got[name]) == value
+
+
+def test_cli_flag_and_bad_values() -> None:
+    assert _cli(full_refresh=True) == {"full_refresh": True}
+    with pytest.raises(ValueError, match="full_refresh='maybe': expected true or false"):
+        _cli("full_refresh=maybe")
+    with pytest.raises(ValueError, match="quarantine_max_rate='five percent': expected float"):
+        _cli("quarantine_max_rate=five percent")
 
 
 def test_status_folder_name_is_safe() -> None:
