@@ -58,10 +58,20 @@ def _step(step: str, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ctx(context: dict[str, Any]) -> Any:
+    from airflow.sdk.exceptions import AirflowFailException
+
     from jobs.pipeline import RunContext
 
+    logical = context.get("logical_date")
+    if logical is None:
+        # Airflow 3 allows a manual run without one; the snapshot date is the logical date
+        raise AirflowFailException(
+            f"run {context.get('run_id')}: customer_metrics needs a logical date, the snapshot to build. "
+            "Trigger it with one (the UI's Logical date field, `airflow dags trigger customer_metrics "
+            "--logical-date 2024-12-31`, or `crm-metrics run --date 2024-12-31`)."
+        )
     return RunContext.create(
-        snapshot=context["logical_date"].date(),
+        snapshot=logical.date(),
         run_id=context["run_id"],
         params={k: v for k, v in context["params"].items() if k in RunParams.__dataclass_fields__},
     )
@@ -111,13 +121,17 @@ def customer_metrics() -> None:
     def export(**context: Any) -> dict[str, Any]:
         return _step("export", context)
 
-    @task(trigger_rule="all_done", retries=0)
+    @task(trigger_rule="all_done")
     def record(**context: Any) -> dict[str, Any]:
+        """Retried like the other tasks (a transient warehouse error; its row is an upsert); a
+        failed run, once recorded, fails the task without a retry."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from jobs.pipeline import record_step
 
         summary = record_step(_ctx(context))
         if summary["outcome"] != "success":
-            raise RuntimeError(f"run failed at {summary['failed_step']}: {summary['message']}")
+            raise AirflowFailException(f"run failed at {summary['failed_step']}: {summary['message']}")
         return summary
 
     published = extract() >> validate_raw() >> build_marts() >> validate_marts() >> publish()

@@ -316,6 +316,7 @@ def run_step(step: str, ctx: RunContext) -> dict[str, Any]:
             "step": step, "ok": False, "seconds": time.perf_counter() - started,
             "error": mask_secrets(f"{type(exc).__name__}: {exc}"),
             "traceback": mask_secrets(traceback.format_exc(limit=5)),
+            **getattr(exc, "counts", {}),  # a stopped gate's counts (rows_quarantined) for the record
         }
         _write_status(ctx, step, info)
         raise

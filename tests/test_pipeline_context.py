@@ -7,8 +7,9 @@ from datetime import date
 
 import pendulum
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from dags.customer_metrics import PARAMS
+from dags.customer_metrics import PARAMS, _ctx
 from jobs.config import RunParams
 from jobs.pipeline import RunContext
 from jobs.run_cli import _params
@@ -58,6 +59,11 @@ def test_cli_flag_and_bad_values() -> None:
         _cli("full_refresh=maybe")
     with pytest.raises(ValueError, match="quarantine_max_rate='five percent': expected float"):
         _cli("quarantine_max_rate=five percent")
+
+
+def test_a_run_without_a_logical_date_fails_with_what_to_do() -> None:
+    with pytest.raises(AirflowFailException, match="needs a logical date.*--logical-date"):
+        _ctx({"run_id": "manual__2026-12-02T10:00:00", "logical_date": None, "params": {}})
 
 
 def test_status_folder_name_is_safe() -> None:

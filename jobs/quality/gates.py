@@ -42,8 +42,10 @@ class CheckResult:
 class GateFailed(RuntimeError):
     """A quality gate stopped the run; the message names every failed check."""
 
-    def __init__(self, gate: str, failures: list[CheckResult]) -> None:
+    def __init__(self, gate: str, failures: list[CheckResult], counts: dict[str, int] | None = None) -> None:
         self.failures = failures
+        # what the gate counted before it stopped (rows checked, quarantined): the run's record keeps them
+        self.counts = counts or {}
         lines = "\n  ".join(f.describe() for f in failures[:20])
         more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
         super().__init__(f"quality gate '{gate}' failed {len(failures)} check(s); nothing was published:\n  {lines}{more}")

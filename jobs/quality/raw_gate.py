@@ -150,4 +150,5 @@ def validate_raw(
 
 def raise_on_failure(result: RawGateResult) -> None:
     if result.failures:
-        raise GateFailed("validate_raw", result.failures)
+        counts = {"rows_checked": result.rows_checked, "rows_quarantined": result.rows_quarantined}
+        raise GateFailed("validate_raw", result.failures, counts)

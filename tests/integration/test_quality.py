@@ -83,5 +83,9 @@ def test_too_many_defects_stop_the_run_and_the_marts_keep_the_previous_snapshot(
     assert wh.query("SELECT * FROM marts.portfolio_summary") == before
     assert wh.scalar("SELECT max(snapshot_date) FROM marts.customer_rfm_latest") == day_before
     assert wh.scalar("SELECT count(*) FROM marts.quarantine WHERE snapshot_date = ? AND reason_code = 'unknown_currency'", [END]) == 100
-    outcome, step, recorded = wh.query("SELECT outcome, failed_step, message FROM marts.pipeline_runs WHERE snapshot_date = ?", [END])[0]
+    outcome, step, recorded, quarantined = wh.query(
+        "SELECT outcome, failed_step, message, rows_quarantined FROM marts.pipeline_runs WHERE snapshot_date = ?", [END]
+    )[0]
     assert (outcome, step) == ("failed", "validate_raw") and "unknown_currency" in recorded
+    # the failed run's record counts what it set aside, as marts.quarantine holds it
+    assert quarantined == wh.scalar("SELECT count(*) FROM marts.quarantine WHERE snapshot_date = ?", [END]) >= 100
