@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.metrics.customers import SegmentRules
+from jobs.metrics.customers import SegmentRules, snapshot_end
 
 MEDIAN_ACCURACY = 10_000  # percentile_approx accuracy: relative rank error about 1/10,000
 
@@ -52,7 +52,7 @@ def preferences(order_facts: DataFrame, items: DataFrame, products: DataFrame) -
 def referrals_made(customers: DataFrame, snapshot: date) -> DataFrame:
     """One row per referring customer per snapshot: how many customers who signed up by the end
     of the snapshot date name them in `referred_by` (a referral made later is not counted)."""
-    signed_up = F.col("signup_at") < F.lit(snapshot + timedelta(days=1)).cast("timestamp")
+    signed_up = F.col("signup_at") < snapshot_end(snapshot)
     return (
         customers.where(F.col("referred_by").isNotNull() & signed_up)
         .groupBy(F.col("referred_by").alias("customer_id"))
