@@ -18,27 +18,8 @@ from schemas.marts import METRIC_MARTS
 MART_NAMES = tuple(t.name for t in METRIC_MARTS)
 MART_ASSETS = [Asset(name=f"crm_marts.{m}", uri=f"crm-metrics://marts/{m}") for m in MART_NAMES]
 
-_DEFAULTS = RunParams()
-PARAMS = {
-    "full_refresh": Param(_DEFAULTS.full_refresh, type="boolean", description="Read every source row (not only those changed since the lake's watermark) and record vanished keys as deletions; nothing captured before is removed."),
-    "extract_lookback_minutes": Param(_DEFAULTS.extract_lookback_minutes, type="integer", minimum=0, description="Re-read source changes from this long before the lake's watermark (rows committed late)."),
-    "quarantine_max_rate": Param(_DEFAULTS.quarantine_max_rate, type="number", minimum=0, maximum=1, description="Fail the run when more than this share of the run's rows is quarantined."),
-    "row_count_min_ratio": Param(_DEFAULTS.row_count_min_ratio, type="number", minimum=0, description="Fail when the day's rows fall below this multiple of the recent daily mean."),
-    "row_count_max_ratio": Param(_DEFAULTS.row_count_max_ratio, type="number", minimum=0, description="Fail when the day's rows exceed this multiple of the recent daily mean."),
-    "freshness_days": Param(_DEFAULTS.freshness_days, type="integer", minimum=0, description="Fail when no order was updated within this many days before the snapshot."),
-    "max_order_amount": Param(_DEFAULTS.max_order_amount, type="number", minimum=0, description="Orders above this gross amount are quarantined as absurd."),
-    "company_start": Param(None, type=["null", "string"], description="YYYY-MM-DD; events before it are quarantined (default: first customer signup)."),
-    "lapse_days": Param(_DEFAULTS.lapse_days, type="integer", minimum=1, description="Days without a purchase after which a customer is lapsed."),
-    "active_days": Param(_DEFAULTS.active_days, type="integer", minimum=1, description="A customer whose last purchase is this recent counts as active."),
-    "development_days": Param(_DEFAULTS.development_days, type="integer", minimum=1, description="Tenure below which a repeat customer is in development."),
-    "decline_gap_factor": Param(_DEFAULTS.decline_gap_factor, type="number", minimum=1, description="Overdue by this multiple of the own mean gap = decline."),
-    "kotler_profit_threshold": Param(None, type=["null", "number"], description="Profit split for the Kotler quadrants (default: median)."),
-    "kotler_loyalty_threshold": Param(None, type=["null", "number"], description="Loyalty-score split for the Kotler quadrants (default: median)."),
-    "clv_months": Param(_DEFAULTS.clv_months, type="integer", minimum=1, description="CLV horizon in months."),
-    "clv_monthly_discount": Param(_DEFAULTS.clv_monthly_discount, type="number", minimum=0, description="Monthly discount rate of the CLV."),
-    "clv_min_customers": Param(_DEFAULTS.clv_min_customers, type="integer", minimum=1, description="Fewer buying customers than this: the CLV models are skipped (recorded)."),
-    "export_url": Param(None, type=["null", "string"], description="s3://bucket/prefix to export the snapshot to (default: $CRM_METRICS_EXPORT_URL; none: no export). Credentials: connection crm_export."),
-}
+# one Param per run parameter, with RunParams' default, description, type and bounds
+PARAMS = {name: Param(**spec) for name, spec in RunParams.param_schemas().items()}
 
 
 # Local runs (crm-metrics run) shorten the delay; production keeps minutes.

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 WAREHOUSE_CONN_ID = "crm_warehouse"
@@ -91,6 +92,16 @@ def _is_null(value: object) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none"))
 
 
+def _param(default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None) -> Any:
+    """A run parameter: its default, and the description and bounds the DAG's Param shows and
+    validates (RunParams.param_schemas)."""
+    bounds = {k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None}
+    return field(default=default, metadata={"description": doc, **bounds})
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
 @dataclass(frozen=True)
 class RunParams:
     """Parameters an analyst may set per run (DAG params, `crm-metrics run --param k=v`).
@@ -98,34 +109,33 @@ class RunParams:
     Every field has a safe default; docs list them in the README.
     """
 
-    full_refresh: bool = False
-    # extraction: re-read changes from this long before the lake's watermark (rows committed late
-    # with an older updated_at); the MERGE keeps the rerun idempotent
-    extract_lookback_minutes: int = 60
+    full_refresh: bool = _param(False, "Read every source row (not only those changed since the lake's watermark) and record vanished keys as deletions; nothing captured before is removed.")
+    # the MERGE on key + updated_at keeps a re-read idempotent
+    extract_lookback_minutes: int = _param(60, "Re-read source changes from this long before the lake's watermark (rows committed late).", minimum=0)
     # quality gate
-    quarantine_max_rate: float = 0.01
-    row_count_min_ratio: float = 0.2
-    row_count_max_ratio: float = 5.0
-    freshness_days: int = 7
-    max_order_amount: float = 100_000.0
-    company_start: str | None = None
+    quarantine_max_rate: float = _param(0.01, "Fail the run when more than this share of the run's rows is quarantined.", minimum=0, maximum=1)
+    row_count_min_ratio: float = _param(0.2, "Fail when the day's rows fall below this multiple of the recent daily mean.", minimum=0)
+    row_count_max_ratio: float = _param(5.0, "Fail when the day's rows exceed this multiple of the recent daily mean.", minimum=0)
+    freshness_days: int = _param(7, "Fail when no order was updated within this many days before the snapshot.", minimum=0)
+    max_order_amount: float = _param(100_000.0, "Orders above this gross amount are quarantined as absurd.", minimum=0)
+    company_start: str | None = _param(None, "YYYY-MM-DD; events before it are quarantined (default: first customer signup).")
     # segments
-    lapse_days: int = 365
-    active_days: int = 90
-    development_days: int = 365
-    decline_gap_factor: float = 2.0
-    supporter_min_repeat: int = 3
-    supporter_min_month_share: float = 0.25
-    partner_max_decile: int = 2
-    partner_min_tenure_days: int = 365
-    kotler_profit_threshold: float | None = None
-    kotler_loyalty_threshold: float | None = None
+    lapse_days: int = _param(365, "Days without a purchase after which a customer is lapsed.", minimum=1)
+    active_days: int = _param(90, "A customer whose last purchase is this recent counts as active.", minimum=1)
+    development_days: int = _param(365, "Tenure below which a repeat customer is in development.", minimum=1)
+    decline_gap_factor: float = _param(2.0, "Overdue by this multiple of the own mean gap = decline.", minimum=1)
+    supporter_min_repeat: int = _param(3, "Loyalty ladder: a supporter has at least this many repeat purchase occasions.", minimum=1)
+    supporter_min_month_share: float = _param(0.25, "Loyalty ladder: ... and buys in at least this share of the months since the first purchase.", minimum=0, maximum=1)
+    partner_max_decile: int = _param(2, "Loyalty ladder: a partner has referred someone and is in this profit decile or better.", minimum=1, maximum=10)
+    partner_min_tenure_days: int = _param(365, "Loyalty ladder: ... and has been a customer for at least this many days.", minimum=0)
+    kotler_profit_threshold: float | None = _param(None, "Profit split for the Kotler quadrants (default: median).")
+    kotler_loyalty_threshold: float | None = _param(None, "Loyalty-score split for the Kotler quadrants (default: median).")
     # predictive CLV
-    clv_months: int = 12
-    clv_monthly_discount: float = 0.01
-    clv_min_customers: int = 50
+    clv_months: int = _param(12, "CLV horizon in months.", minimum=1)
+    clv_monthly_discount: float = _param(0.01, "Monthly discount rate of the CLV.", minimum=0)
+    clv_min_customers: int = _param(50, "Fewer buying customers than this: the CLV models are skipped (recorded).", minimum=1)
     # outputs beyond the warehouse
-    export_url: str | None = None
+    export_url: str | None = _param(None, "s3://bucket/prefix to export the snapshot to (default: $CRM_METRICS_EXPORT_URL; none: no export). Credentials: connection crm_export.")
 
     @classmethod
     def from_mapping(cls, values: dict[str, object] | None) -> RunParams:
@@ -150,6 +160,19 @@ class RunParams:
                 expected = "true or false" if kind is bool else kind.__name__
                 raise ValueError(f"run parameter {name}={raw!r}: expected {expected} (or null for the default)") from None
         return cls(**out)  # type: ignore[arg-type]
+
+    @classmethod
+    def param_schemas(cls) -> dict[str, dict[str, Any]]:
+        """Every field as the keyword arguments of an Airflow `Param` (default, description, JSON
+        schema type and bounds): the DAG's params are these, not a second definition."""
+        hints = get_type_hints(cls)
+        out = {}
+        for f in fields(cls):
+            kinds = [k for k in get_args(hints[f.name]) if k is not type(None)] or [hints[f.name]]
+            base = _JSON_TYPES[kinds[0]]
+            json_type: str | list[str] = ["null", base] if f.default is None else base
+            out[f.name] = {"default": f.default, "type": json_type, **f.metadata}
+        return out
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from datetime import date
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
 from dags.customer_metrics import PARAMS, _ctx
 from jobs.config import RunParams
@@ -30,6 +31,11 @@ def test_params_are_typed_and_unknown_ones_refused() -> None:
         RunParams.from_mapping({"lapse_days": "soon"})
 
 
+def _resolve(name: str, *value: object) -> object:
+    """The DAG Param's validated value, on a copy: Param.resolve keeps the value it resolved."""
+    return copy.deepcopy(PARAMS[name]).resolve(*value)
+
+
 def _cli(*pairs: str, full_refresh: bool = False) -> dict[str, object]:
     return _params(argparse.Namespace(param=list(pairs), full_refresh=full_refresh))
 
@@ -50,7 +56,7 @@ def test_cli_params_are_typed_as_the_dag_params_expect(pair: str, name: str, val
     own Param (its JSON schema) accepts it."""
     got = _cli(pair)
     assert got == {name: value} and type(got[name]) is type(value)
-    assert PARAMS[name].resolve(got[name]) == value
+    assert _resolve(name, got[name]) == value
 
 
 def test_cli_flag_and_bad_values() -> None:
@@ -59,6 +65,17 @@ def test_cli_flag_and_bad_values() -> None:
         _cli("full_refresh=maybe")
     with pytest.raises(ValueError, match="quarantine_max_rate='five percent': expected float"):
         _cli("quarantine_max_rate=five percent")
+
+
+def test_dag_params_are_run_params_with_their_bounds() -> None:
+    assert set(PARAMS) == set(RunParams.__dataclass_fields__)
+    defaults = RunParams()
+    for name in PARAMS:
+        assert _resolve(name) == getattr(defaults, name), name  # each default passes its own schema
+    assert _resolve("kotler_profit_threshold", 12.5) == 12.5
+    for name, bad in (("quarantine_max_rate", 1.5), ("lapse_days", 0), ("lapse_days", "soon"), ("partner_max_decile", 11)):
+        with pytest.raises(ParamValidationError):
+            _resolve(name, bad)
 
 
 def test_a_run_without_a_logical_date_fails_with_what_to_do() -> None:

@@ -36,7 +36,7 @@ def test_dag_integrity(airflow_home: Path) -> None:
         assert t.owner == "crm-data"
         assert t.retries == 2  # record too: its row is an upsert, and a failed run fails it without a retry
     assert dag.get_task("record").trigger_rule == "all_done"
-    assert set(dag.params.keys()) <= set(RunParams.__dataclass_fields__)
+    assert set(dag.params.keys()) == set(RunParams.__dataclass_fields__)  # generated: every parameter, no other
     # one asset per published mart, every one of them (the contract's list, not the DAG's own)
     assert {o.name for o in dag.get_task("publish").outlets} == {f"crm_marts.{t.name}" for t in METRIC_MARTS}
 
