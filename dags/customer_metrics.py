@@ -41,8 +41,13 @@ def _step(step: str, context: dict[str, Any]) -> dict[str, Any]:
 def _ctx(context: dict[str, Any]) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
+    from jobs.airflow_connections import MissingConnection, resolve_connections
     from jobs.pipeline import RunContext
 
+    try:
+        resolve_connections()  # metadata DB, secrets backends, environment
+    except MissingConnection as exc:
+        raise AirflowFailException(str(exc)) from exc
     logical = context.get("logical_date")
     if logical is None:
         # Airflow 3 allows a manual run without one; the snapshot date is the logical date

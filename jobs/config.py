@@ -7,12 +7,13 @@ DuckDB file under `./data/`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 WAREHOUSE_CONN_ID = "crm_warehouse"
 WAREHOUSE_ENV = "AIRFLOW_CONN_CRM_WAREHOUSE"
@@ -42,20 +43,35 @@ def _from_airflow_conn(value: str) -> str:
     """Accept an Airflow connection as URI or JSON; return a plain URL."""
     value = value.strip()
     if value.startswith("{"):
-        import json
-
         conn = json.loads(value)
-        ctype = conn.get("conn_type", "postgres")
-        if ctype == "duckdb":
-            return f"duckdb:///{conn.get('host') or conn.get('schema')}"
-        auth = conn.get("login") or ""
-        if conn.get("password"):
-            auth += ":" + conn["password"]
-        host = conn.get("host", "localhost") + (f":{conn['port']}" if conn.get("port") else "")
-        return f"postgresql://{auth + '@' if auth else ''}{host}/{conn.get('schema', '')}"
+        extra = conn.get("extra") or {}
+        return warehouse_url_of(
+            conn.get("conn_type", "postgres"), host=conn.get("host"), schema=conn.get("schema"), login=conn.get("login"),
+            password=conn.get("password"), port=conn.get("port"), extra=json.loads(extra) if isinstance(extra, str) else extra,
+        )
     if value.startswith("postgres://"):
         value = "postgresql://" + value[len("postgres://") :]
     return value
+
+
+def warehouse_url_of(
+    conn_type: str | None, *, host: str | None = None, schema: str | None = None, login: str | None = None,
+    password: str | None = None, port: int | None = None, extra: dict[str, Any] | None = None,
+) -> str:
+    """The warehouse URL of an Airflow connection's fields: `duckdb` (the file in host, schema or
+    extra `path`) or `postgres` (extra keys such as sslmode become URL parameters)."""
+    extra = extra or {}
+    if conn_type == "duckdb":
+        path = extra.get("path") or host or schema
+        if not path:
+            raise ValueError(f"connection {WAREHOUSE_CONN_ID}: a duckdb connection needs the database file in host or extra.path")
+        return f"duckdb:///{path}"
+    if conn_type in ("postgres", "postgresql"):
+        auth = quote(login or "", safe="") + (":" + quote(password, safe="") if password else "")
+        netloc = (auth + "@" if auth else "") + (host or "localhost") + (f":{port}" if port else "")
+        query = urlencode({k: str(v) for k, v in extra.items()})
+        return urlunsplit(("postgresql", netloc, "/" + (schema or ""), query, ""))
+    raise ValueError(f"connection {WAREHOUSE_CONN_ID}: conn_type {conn_type!r} is not a warehouse; use duckdb or postgres")
 
 
 def lake_root(explicit: str | None = None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,22 @@ def test_retried_failures_and_reruns_give_identical_marts(
     assert mart_rows(pipeline_env["warehouse"]) == first
 
 
+@contextmanager
+def _metadata_connection(conn_id: str, uri: str) -> Iterator[None]:
+    """A connection stored in Airflow's metadata DB (not in the environment) while the block runs."""
+    from airflow.models.connection import Connection  # the metadata DB's table (the SDK's is read-only)
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+        session.add(Connection(conn_id=conn_id, uri=uri))
+    try:
+        yield
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+
+
 @pytest.mark.slow
 def test_failure_between_staging_and_swap_leaves_previous_snapshot(
     airflow_home: Path, pipeline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -102,9 +120,13 @@ def test_end_to_end_on_postgres(
     from tests.integration.conftest import load_cdnow_sample
 
     load_cdnow_sample(postgres_warehouse_url)
-    monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", postgres_warehouse_url)
+    # the warehouse connection lives in Airflow's metadata DB only, as a deployment keeps it; set
+    # then removed, so the variable the task exports for its own process is unset again afterwards
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", "unset-after-the-test")
+    monkeypatch.delenv("AIRFLOW_CONN_CRM_WAREHOUSE")
     monkeypatch.setenv("CRM_METRICS_LAKE", str(tmp_path / "lake"))
-    assert run_dag(D3) == "success"
+    with _metadata_connection("crm_warehouse", postgres_warehouse_url):
+        assert run_dag(D3) == "success"
     rows = mart_rows(postgres_warehouse_url)
     assert len(rows["portfolio_summary"]) == 1 and rows["customer_rfm"]
     wh = open_warehouse(postgres_warehouse_url)
