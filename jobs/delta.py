@@ -20,9 +20,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Delta's optimistic concurrency: another writer committed first. Retrying re-reads the table.
+# DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION: another run is creating the same table and has
+# written files but not yet its first commit; once it has, CREATE TABLE IF NOT EXISTS finds it
+# (seen with two runs of a new lake started at once).
 CONFLICT_MARKERS = ("ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction", "ConcurrentWrite",
                     "ProtocolChanged", "MetadataChanged", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED",
-                    "DELTA_PROTOCOL_CHANGED", "already exists")
+                    "DELTA_PROTOCOL_CHANGED", "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION", "already exists")
 CONFLICT_ATTEMPTS = 5
 
 
