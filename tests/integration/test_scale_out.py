@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one test uses it: stopped before the cluster test, which it otherwise slowed (an idle server kept half a core busy)
 def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     sys.path.insert(0, str(ROOT / "infra"))
     import localstack
