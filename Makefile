@@ -13,7 +13,7 @@ JARS_STAMP := $(JARS)/.installed
 PIPQUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 APT_PACKAGES := postgresql chromium
 
-.PHONY: demo test install jars system-deps java maven lint typecheck unit bench bench-generate docs clean
+.PHONY: demo test test-tooling install jars system-deps java maven lint typecheck unit bench bench-generate docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,11 @@ demo: install java
 # 2) Lint, type-check and run the whole suite against real DuckDB, PostgreSQL, Spark, Airflow, GE and S3.
 # Two workers, one file each at a time: module and session fixtures stay within a worker.
 test: install system-deps lint typecheck
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15 -m "not tooling"
+
+# The developer tools' cluster checks (about 15 minutes on 2 cores), left out of `make test`.
+test-tooling: install system-deps
+	$(BIN)/pytest -q -m tooling
 
 lint: install
 	$(BIN)/ruff check .

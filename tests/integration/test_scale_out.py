@@ -47,6 +47,7 @@ def test_bench_through_spark_connect(spark_connect: Any, tmp_path: Path) -> None
     assert result["shuffle_partitions"] == "2"  # the session's runtime settings reached the server
 
 
+@pytest.mark.tooling  # the whole DAG on the same cluster is test_dag's; this checks the bench tool there
 def test_bench_on_the_standalone_cluster(spark_cluster: Any, tmp_path: Path) -> None:
     result = _bench(spark_cluster.url, tmp_path)
     assert result["checks_passed"] is True and result["mismatches"] == 0
