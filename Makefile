@@ -13,7 +13,7 @@ JARS_STAMP := $(JARS)/.installed
 PIPQUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 APT_PACKAGES := postgresql chromium
 
-.PHONY: demo test test-tooling install jars system-deps java maven lint typecheck unit bench bench-generate docs clean
+.PHONY: demo test test-slow test-all test-tooling install jars system-deps java maven lint typecheck unit bench bench-generate docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,10 +50,22 @@ demo: install java
 	$(BIN)/crm-metrics run --date 2024-12-31
 	@echo "outputs: DuckDB marts in data/warehouse.duckdb (schema marts), lake in data/lake, Data Docs in data/lake/quality/data_docs/index.html"
 
-# 2) Lint, type-check and run the whole suite against real DuckDB, PostgreSQL, Spark, Airflow, GE and S3.
-# Two workers, one file each at a time: module and session fixtures stay within a worker.
+# 2) Lint, type-check and run the suite against real DuckDB, PostgreSQL, Spark, Delta, Airflow, GE
+# and S3: every unit and contract test plus one end-to-end run of each guarantee (the DAG on
+# PostgreSQL, the lake on S3, a rerun keeping its history, the quarantine). Two workers, one file
+# each at a time: module and session fixtures stay within a worker.
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 test: install system-deps lint typecheck
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15 -m "not tooling"
+	$(PYTEST) -m "not slow and not tooling"
+
+# The longer end-to-end scenarios (marker `slow`: backfills, kills, retries, the cluster, Spark
+# Connect, maintenance; about 90 minutes on 2 cores), left out of `make test` to keep it short.
+test-slow: install system-deps
+	$(PYTEST) -m "slow and not tooling"
+
+# Everything: `make test`'s tests, the slow ones and the developer tools' cluster checks.
+test-all: install system-deps lint typecheck
+	$(PYTEST)
 
 # The developer tools' cluster checks (about 15 minutes on 2 cores), left out of `make test`.
 test-tooling: install system-deps

@@ -354,6 +354,7 @@ def test_no_progress_bar_without_a_terminal(tiny_bench: tuple[int, dict[str, Any
     assert "spark metric stage" not in text and "\r" not in text
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(spark: Any, tmp_path: Path) -> None:
     """stderr on a pseudo-terminal: a bar over the phases there; stdout (a pipe here) still ends
     with the JSON line and has no bar."""

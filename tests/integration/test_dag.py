@@ -105,7 +105,6 @@ def test_failure_between_staging_and_swap_leaves_previous_snapshot(
     assert wh.query("SELECT count(*) FROM marts.customer_rfm_latest")[0][0] == len(before["customer_rfm"])
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 def test_end_to_end_on_postgres(
     airflow_home: Path,

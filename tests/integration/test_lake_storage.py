@@ -74,7 +74,6 @@ def s3_lake_spark(spark: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
 
 
 # -- 1. the whole DAG with the lake on S3 -------------------------------------------------------
-@pytest.mark.slow
 def test_whole_dag_twice_with_the_lake_on_s3(
     airflow_home: Path, s3_lake_spark: Any, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,6 +284,7 @@ def _version(spark: Any, path: str) -> int:
     return int(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["version"])
 
 
+@pytest.mark.slow
 def test_maintain_vacuums_old_files_and_keeps_reads_inside_the_window(spark: Any, tmp_path: Path) -> None:
     from jobs.maintain import maintain
 

@@ -28,7 +28,6 @@ EXPECTED_REASON = {
 }
 
 
-@pytest.mark.slow
 def test_every_injected_defect_is_quarantined_with_its_reason(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path}/dirty.duckdb"
     generate(open_warehouse(url), 2000, START, END, seed=21, dirty=0.004)
