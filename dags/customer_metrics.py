@@ -44,10 +44,6 @@ def _ctx(context: dict[str, Any]) -> Any:
     from jobs.airflow_connections import MissingConnection, resolve_connections
     from jobs.pipeline import RunContext
 
-    try:
-        resolve_connections()  # metadata DB, secrets backends, environment
-    except MissingConnection as exc:
-        raise AirflowFailException(str(exc)) from exc
     logical = context.get("logical_date")
     if logical is None:
         # Airflow 3 allows a manual run without one; the snapshot date is the logical date
@@ -56,6 +52,10 @@ def _ctx(context: dict[str, Any]) -> Any:
             "Trigger it with one (the UI's Logical date field, `airflow dags trigger customer_metrics "
             "--logical-date 2024-12-31`, or `crm-metrics run --date 2024-12-31`)."
         )
+    try:
+        resolve_connections()  # metadata DB, secrets backends, environment
+    except MissingConnection as exc:
+        raise AirflowFailException(str(exc)) from exc
     return RunContext.create(
         snapshot=logical.date(),
         run_id=context["run_id"],

@@ -15,11 +15,12 @@ import os
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from jobs.config import WAREHOUSE_CONN_ID, warehouse_url_of
+from jobs.config import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, warehouse_url_of
 from jobs.s3 import EXPORT_CONN_ID, LAKE_CONN_ID
 
 SPARK_CONN_ID = "crm_spark"
-OPTIONAL = (SPARK_CONN_ID, EXPORT_CONN_ID, LAKE_CONN_ID)
+# the source defaults to the warehouse when it is not defined
+OPTIONAL = (SOURCE_CONN_ID, SPARK_CONN_ID, EXPORT_CONN_ID, LAKE_CONN_ID)
 
 
 class MissingConnection(LookupError):
@@ -44,9 +45,9 @@ def spark_master_of(conn: Connection) -> str:
 
 def env_value(conn_id: str, conn: Connection) -> str:
     """The connection in the form the pipeline parses from its `AIRFLOW_CONN_<ID>` variable."""
-    if conn_id == WAREHOUSE_CONN_ID:
+    if conn_id in (WAREHOUSE_CONN_ID, SOURCE_CONN_ID):
         return warehouse_url_of(conn.conn_type, host=conn.host, schema=conn.schema, login=conn.login,
-                                password=conn.password, port=conn.port, extra=conn.extra_dejson)
+                                password=conn.password, port=conn.port, extra=conn.extra_dejson, conn_id=conn_id)
     if conn_id == SPARK_CONN_ID:
         return spark_master_of(conn)
     return conn.as_json()  # S3 connections: login, password and extra (endpoint_url, region_name)
@@ -54,7 +55,7 @@ def env_value(conn_id: str, conn: Connection) -> str:
 
 def resolve_connections() -> None:
     """Look up every connection the pipeline reads that the environment does not set: the
-    warehouse (required), Spark, the S3 export and the S3 lake (optional)."""
+    warehouse (required), the source, Spark, the S3 export and the S3 lake (optional)."""
     for conn_id in (WAREHOUSE_CONN_ID, *OPTIONAL):
         var = env_var(conn_id)
         if os.environ.get(var, "").strip():

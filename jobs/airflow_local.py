@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 from jobs.config import data_dir
 
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
@@ -29,11 +31,14 @@ def prepare(home: Path | None = None) -> Path:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("CRM_METRICS_RETRY_DELAY_SECONDS", "5")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+        os.environ["AIRFLOW__CORE__FERNET_KEY"] = _fernet_key(home)
     if "airflow.configuration" in sys.modules:
         # Airflow read its configuration when it was first imported, before these settings
         from airflow.configuration import conf
 
         conf.set("core", "dags_folder", os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+        conf.set("core", "fernet_key", os.environ["AIRFLOW__CORE__FERNET_KEY"])
     marker = home / ".crm-metrics-migrated"
     if not marker.exists():
         env = dict(os.environ)
@@ -44,6 +49,17 @@ def prepare(home: Path | None = None) -> Path:
             raise RuntimeError(f"airflow db migrate failed in {home}:\n{proc.stderr[-2000:]}")
         marker.write_text("ok\n")
     return home
+
+
+def _fernet_key(home: Path) -> str:
+    """The local home's key for connection passwords in the metadata DB (`airflow connections
+    add` with this home): without one Airflow stores them in clear. Made once, readable by the
+    owner only."""
+    path = home / "fernet.key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(Fernet.generate_key().decode())
+    return path.read_text().strip()
 
 
 def run_dag(snapshot: date, conf: dict[str, Any] | None = None) -> str:

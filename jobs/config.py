@@ -1,8 +1,9 @@
 """Settings from the environment and Airflow connections; the one place defaults live.
 
-Resolution order for the warehouse URL: an explicit `--warehouse` argument, then the
-`AIRFLOW_CONN_CRM_WAREHOUSE` environment variable (the same connection the DAGs use), then a
-DuckDB file under `./data/`.
+Resolution order for the warehouse URL (where the marts are published): an explicit
+`--warehouse` argument, then the `AIRFLOW_CONN_CRM_WAREHOUSE` environment variable (the same
+connection the DAGs use), then a DuckDB file under `./data/`. The source (the OLTP database or its
+replica, schema `crm`) is `--source`, then `AIRFLOW_CONN_CRM_SOURCE`, then the warehouse itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 WAREHOUSE_CONN_ID = "crm_warehouse"
 WAREHOUSE_ENV = "AIRFLOW_CONN_CRM_WAREHOUSE"
+SOURCE_CONN_ID = "crm_source"
+SOURCE_ENV = "AIRFLOW_CONN_CRM_SOURCE"
 LAKE_ENV = "CRM_METRICS_LAKE"
 DATA_DIR_ENV = "CRM_METRICS_DATA"
 
@@ -39,7 +42,18 @@ def warehouse_url(explicit: str | None = None) -> str:
     return default_warehouse_url()
 
 
-def _from_airflow_conn(value: str) -> str:
+def source_url(explicit: str | None = None, warehouse: str | None = None) -> str:
+    """The database the extraction reads (schema `crm`): argument, then environment, then the
+    warehouse (`warehouse`, else its own resolution): one database for both unless told apart."""
+    if explicit:
+        return explicit
+    env = os.environ.get(SOURCE_ENV)
+    if env:
+        return _from_airflow_conn(env, SOURCE_CONN_ID)
+    return warehouse_url(warehouse)
+
+
+def _from_airflow_conn(value: str, conn_id: str = WAREHOUSE_CONN_ID) -> str:
     """Accept an Airflow connection as URI or JSON; return a plain URL."""
     value = value.strip()
     if value.startswith("{"):
@@ -48,6 +62,7 @@ def _from_airflow_conn(value: str) -> str:
         return warehouse_url_of(
             conn.get("conn_type", "postgres"), host=conn.get("host"), schema=conn.get("schema"), login=conn.get("login"),
             password=conn.get("password"), port=conn.get("port"), extra=json.loads(extra) if isinstance(extra, str) else extra,
+            conn_id=conn_id,
         )
     if value.startswith("postgres://"):
         value = "postgresql://" + value[len("postgres://") :]
@@ -57,6 +72,7 @@ def _from_airflow_conn(value: str) -> str:
 def warehouse_url_of(
     conn_type: str | None, *, host: str | None = None, schema: str | None = None, login: str | None = None,
     password: str | None = None, port: int | None = None, extra: dict[str, Any] | None = None,
+    conn_id: str = WAREHOUSE_CONN_ID,
 ) -> str:
     """The warehouse URL of an Airflow connection's fields: `duckdb` (the file in host, schema or
     extra `path`) or `postgres` (extra keys such as sslmode become URL parameters)."""
@@ -64,14 +80,14 @@ def warehouse_url_of(
     if conn_type == "duckdb":
         path = extra.get("path") or host or schema
         if not path:
-            raise ValueError(f"connection {WAREHOUSE_CONN_ID}: a duckdb connection needs the database file in host or extra.path")
+            raise ValueError(f"connection {conn_id}: a duckdb connection needs the database file in host or extra.path")
         return f"duckdb:///{path}"
     if conn_type in ("postgres", "postgresql"):
         auth = quote(login or "", safe="") + (":" + quote(password, safe="") if password else "")
         netloc = (auth + "@" if auth else "") + (host or "localhost") + (f":{port}" if port else "")
         query = urlencode({k: str(v) for k, v in extra.items()})
         return urlunsplit(("postgresql", netloc, "/" + (schema or ""), query, ""))
-    raise ValueError(f"connection {WAREHOUSE_CONN_ID}: conn_type {conn_type!r} is not a warehouse; use duckdb or postgres")
+    raise ValueError(f"connection {conn_id}: conn_type {conn_type!r} is not a warehouse; use duckdb or postgres")
 
 
 def lake_root(explicit: str | None = None) -> str:

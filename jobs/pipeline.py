@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobs.config import RunParams, lake_root, mask_secrets, warehouse_url
+from jobs.config import RunParams, lake_root, mask_secrets, source_url, warehouse_url
 from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class RunContext:
     warehouse_url: str
     lake_root: str
     params: RunParams = field(default_factory=RunParams)
+    # the database the extraction reads; the warehouse itself unless a source is configured
+    source_url: str = ""
 
     @classmethod
     def create(
@@ -48,6 +50,7 @@ class RunContext:
         warehouse: str | None = None,
         lake: str | None = None,
         params: dict[str, Any] | RunParams | None = None,
+        source: str | None = None,
     ) -> RunContext:
         snapshot = date(snapshot.year, snapshot.month, snapshot.day)  # a plain date, not pendulum's subclass
         return cls(
@@ -56,6 +59,7 @@ class RunContext:
             warehouse_url=warehouse_url(warehouse),
             lake_root=lake_root(lake),
             params=params if isinstance(params, RunParams) else RunParams.from_mapping(params),
+            source_url=source_url(source, warehouse),
         )
 
     @property
@@ -72,6 +76,12 @@ def _warehouse(ctx: RunContext) -> Any:
     from jobs.warehouse import open_warehouse
 
     return open_warehouse(ctx.warehouse_url)
+
+
+def _source(ctx: RunContext) -> Any:
+    from jobs.warehouse import open_warehouse
+
+    return open_warehouse(ctx.source_url or ctx.warehouse_url)
 
 
 def _spark() -> Any:
@@ -101,7 +111,7 @@ def extract_step(ctx: RunContext) -> dict[str, Any]:
     from jobs.extract import extract
 
     res = extract(
-        _spark(), _warehouse(ctx), ctx.lake, ctx.snapshot, full_refresh=ctx.params.full_refresh, run_id=ctx.run_id,
+        _spark(), _source(ctx), ctx.lake, ctx.snapshot, full_refresh=ctx.params.full_refresh, run_id=ctx.run_id,
         lookback=timedelta(minutes=ctx.params.extract_lookback_minutes),
     )
     return {

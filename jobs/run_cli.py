@@ -10,7 +10,7 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from jobs.config import LAKE_ENV, WAREHOUSE_ENV, RunParams, lake_root, warehouse_url
+from jobs.config import LAKE_ENV, SOURCE_ENV, WAREHOUSE_ENV, RunParams, lake_root, warehouse_url
 from jobs.lake import Lake
 
 
@@ -20,6 +20,10 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     else:
         parser.add_argument("--from", dest="start", required=True, type=date.fromisoformat, help="first snapshot date")
         parser.add_argument("--to", dest="end", required=True, type=date.fromisoformat, help="last snapshot date")
+    parser.add_argument(
+        "--source", metavar="URL",
+        help="the database to extract from, schema crm (default: $AIRFLOW_CONN_CRM_SOURCE, else the warehouse)",
+    )
     parser.add_argument("--lake", help="lake folder (default: $CRM_METRICS_LAKE or ./data/lake)")
     parser.add_argument("--full-refresh", action="store_true", help="extract all history up to the (first) date")
     parser.add_argument(
@@ -107,6 +111,8 @@ def _print(info: dict[str, Any], as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     wh = warehouse_url(args.warehouse)
     os.environ[WAREHOUSE_ENV] = wh
+    if args.source:
+        os.environ[SOURCE_ENV] = args.source
     os.environ[LAKE_ENV] = Lake.at(lake_root(args.lake)).root  # an s3a:// root stays as it is
     conf = _params(args)
     from jobs.airflow_local import run_dag

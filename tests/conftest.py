@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "infra"))
@@ -30,6 +31,9 @@ os.environ["AIRFLOW_HOME"] = str(_SESSION_TMP / "airflow")
 # configuration once, at import, and a DAG bundle pointing at $AIRFLOW_HOME/dags serializes nothing.
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# connection passwords in the metadata DB encrypted, as a deployment keeps them (the PostgreSQL
+# DAG test scans the Airflow home for its warehouse password)
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 os.environ["CRM_METRICS_RETRY_DELAY_SECONDS"] = "1"
 # every get_spark() of the pipeline re-applies its settings to the shared session: small data
 # here, so keep the fixture's two shuffle partitions there too

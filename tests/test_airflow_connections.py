@@ -3,13 +3,15 @@ warehouse connection refused (the scheduled run with a metadata-DB connection is
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 from airflow.sdk import Connection
 
 from jobs.airflow_connections import MissingConnection, env_value, resolve_connections
-from jobs.config import warehouse_url, warehouse_url_of
+from jobs.config import source_url, warehouse_url, warehouse_url_of
+from jobs.pipeline import RunContext
 from jobs.s3 import S3Connection
 
 
@@ -50,7 +52,8 @@ def test_an_s3_connection_keeps_its_keys_and_endpoint() -> None:
 
 
 def test_a_missing_warehouse_connection_is_an_error_not_a_local_file(airflow_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("AIRFLOW_CONN_CRM_WAREHOUSE", "AIRFLOW_CONN_CRM_SPARK", "AIRFLOW_CONN_CRM_EXPORT", "AIRFLOW_CONN_CRM_LAKE"):
+    for var in ("AIRFLOW_CONN_CRM_WAREHOUSE", "AIRFLOW_CONN_CRM_SOURCE", "AIRFLOW_CONN_CRM_SPARK", "AIRFLOW_CONN_CRM_EXPORT",
+                "AIRFLOW_CONN_CRM_LAKE"):
         monkeypatch.setenv(var, "")  # empty counts as unset; restored by monkeypatch
     with pytest.raises(MissingConnection, match="connection crm_warehouse is not defined.*airflow connections add crm_warehouse"):
         resolve_connections()
@@ -58,7 +61,26 @@ def test_a_missing_warehouse_connection_is_an_error_not_a_local_file(airflow_hom
 
 def test_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", "duckdb:////tmp/given.duckdb")
-    for var in ("AIRFLOW_CONN_CRM_SPARK", "AIRFLOW_CONN_CRM_EXPORT", "AIRFLOW_CONN_CRM_LAKE"):
+    for var in ("AIRFLOW_CONN_CRM_SOURCE", "AIRFLOW_CONN_CRM_SPARK", "AIRFLOW_CONN_CRM_EXPORT", "AIRFLOW_CONN_CRM_LAKE"):
         monkeypatch.setenv(var, "set")
     resolve_connections()
     assert warehouse_url() == "duckdb:////tmp/given.duckdb"
+
+
+def test_the_source_is_the_warehouse_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_WAREHOUSE", "postgresql://crm@analytics:5432/marts")
+    monkeypatch.delenv("AIRFLOW_CONN_CRM_SOURCE", raising=False)
+    assert source_url() == "postgresql://crm@analytics:5432/marts"
+    assert source_url(warehouse="duckdb:////srv/w.duckdb") == "duckdb:////srv/w.duckdb"
+    ctx = RunContext.create(date(2024, 6, 30), lake="/tmp/lake")
+    assert (ctx.source_url, ctx.warehouse_url) == ("postgresql://crm@analytics:5432/marts",) * 2
+    # a replica to read from, apart from the warehouse published into
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_SOURCE", "postgres://reader@replica:5433/shop")
+    ctx = RunContext.create(date(2024, 6, 30), lake="/tmp/lake")
+    assert (ctx.source_url, ctx.warehouse_url) == ("postgresql://reader@replica:5433/shop", "postgresql://crm@analytics:5432/marts")
+    assert RunContext.create(date(2024, 6, 30), lake="/tmp/lake", source="duckdb:////srv/s.duckdb").source_url == "duckdb:////srv/s.duckdb"
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_SOURCE", '{"conn_type": "mysql", "host": "replica"}')
+    with pytest.raises(ValueError, match="connection crm_source: conn_type 'mysql' is not a warehouse"):
+        source_url()
+    assert env_value("crm_source", Connection.from_uri("postgresql://reader@replica:5433/shop", conn_id="crm_source")) == (
+        "postgresql://reader@replica:5433/shop")

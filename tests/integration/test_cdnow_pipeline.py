@@ -1,5 +1,7 @@
 """CDNOW through the whole pipeline (no Airflow): the lifetimes reference summary and the file's
-own revenue totals are the independent references."""
+own revenue totals are the independent references. The sample's run reads its source from
+PostgreSQL and publishes into a DuckDB warehouse, as a deployment reads a replica and publishes
+into an analytics warehouse."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,18 +21,41 @@ from jobs.warehouse import open_warehouse
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 
 
-def _run(base: Path, file: str, columns: str, snapshot: date) -> str:
+def _run(base: Path, file: str, columns: str, snapshot: date, source: str | None = None) -> str:
+    """Import `file` into `source` (default: the warehouse itself), run the pipeline for
+    `snapshot`; returns the DuckDB warehouse's URL."""
     url = f"duckdb:///{base}/warehouse.duckdb"
     options = ImportOptions(delimiter="whitespace", columns=tuple(columns.split(",")), date_format="%Y%m%d")
-    import_transactions(open_warehouse(url), CDNOW / file, options)
-    summary = run_all(RunContext.create(snapshot, warehouse=url, lake=str(base / "lake")))
+    import_transactions(open_warehouse(source or url), CDNOW / file, options)
+    summary = run_all(RunContext.create(snapshot, warehouse=url, lake=str(base / "lake"), source=source))
     assert summary["outcome"] == "success", summary
     return url
 
 
 @pytest.fixture(scope="module")
-def sample_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object) -> str:
-    return _run(tmp_path_factory.mktemp("cdnow_sample"), "CDNOW_sample.txt", "master_id,customer_id,date,quantity,amount", date(1997, 9, 30))
+def sample_source(postgres_server: Any) -> str:
+    """A PostgreSQL database holding the CDNOW sample's source tables (schema crm)."""
+    import psycopg
+
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "cdnow_source"')
+        conn.execute('CREATE DATABASE "cdnow_source"')
+    return str(postgres_server.url.rsplit("/", 1)[0] + "/cdnow_source")
+
+
+@pytest.fixture(scope="module")
+def sample_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object, sample_source: str) -> str:
+    return _run(tmp_path_factory.mktemp("cdnow_sample"), "CDNOW_sample.txt", "master_id,customer_id,date,quantity,amount",
+                date(1997, 9, 30), source=sample_source)
+
+
+@pytest.mark.postgres
+def test_source_and_warehouse_stay_apart(sample_warehouse: str, sample_source: str) -> None:
+    """The marts are published into the DuckDB warehouse only; the source tables stay in PostgreSQL."""
+    warehouse, source = open_warehouse(sample_warehouse), open_warehouse(sample_source)
+    assert warehouse.table_exists("marts", "customer_rfm") and not warehouse.table_exists("crm", "orders")
+    assert source.table_exists("crm", "orders") and not source.table_exists("marts", "customer_rfm")
+    assert source.scalar("SELECT count(*) FROM crm.orders") == 6919  # the sample file's lines
 
 
 def test_frequency_recency_t_equal_the_lifetimes_summary(sample_warehouse: str) -> None:
