@@ -6,6 +6,7 @@ date; the daily data interval [D, D+1) is the extraction window, and the run sta
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,28 @@ PARAMS = {name: Param(**spec) for name, spec in RunParams.param_schemas().items(
 
 # Local runs (crm-metrics run) shorten the delay; production keeps minutes.
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("CRM_METRICS_RETRY_DELAY_SECONDS", "300")))
+# Every task takes this pool's one slot: runs that share a lake or a DuckDB file (a backfill with
+# --max-active-runs 2, a manual run beside the scheduled one) take turns instead of colliding.
+# Create it once per deployment: `airflow pools set crm_metrics 1 "customer_metrics: one task at a time"`.
+POOL = os.environ.get("CRM_METRICS_POOL", "crm_metrics")
+
+log = logging.getLogger(__name__)
+
+
+def failure_message(context: dict[str, Any]) -> str:
+    """What failed, for which snapshot, and how to go on: the task's failure callback logs it."""
+    ti, logical = context.get("ti"), context.get("logical_date")
+    step = getattr(ti, "task_id", None) or context.get("task_id", "?")
+    snapshot = logical.date().isoformat() if logical is not None else "?"
+    return (
+        f"customer_metrics: step {step} failed for snapshot {snapshot} (run {context.get('run_id')}, try "
+        f"{getattr(ti, 'try_number', '?')}): {context.get('exception')}. Fix the cause, then clear {step} "
+        f"in Airflow or rerun the date: crm-metrics run --date {snapshot}"
+    )
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    log.error(failure_message(context))
 
 
 def _step(step: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +93,9 @@ def _ctx(context: dict[str, Any]) -> Any:
     start_date=datetime(1970, 1, 1),  # early enough to backfill any history; catchup stays off
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "crm-data", "retries": 2, "retry_delay": RETRY_DELAY},
+    default_args={
+        "owner": "crm-data", "retries": 2, "retry_delay": RETRY_DELAY, "pool": POOL, "on_failure_callback": on_failure,
+    },
     params=PARAMS,
     tags=["crm", "metrics", "spark"],
     doc_md=__doc__,

@@ -62,12 +62,22 @@ def _fernet_key(home: Path) -> str:
     return path.read_text().strip()
 
 
+def _ensure_pool() -> None:
+    """The DAG's pool in the local metadata DB (a deployment creates it with `airflow pools set`)."""
+    from airflow.models.pool import Pool
+
+    name = os.environ.get("CRM_METRICS_POOL", "crm_metrics")
+    if Pool.get_pool(name) is None:
+        Pool.create_or_update_pool(name, slots=1, description="customer_metrics: one task at a time", include_deferred=False)
+
+
 def run_dag(snapshot: date, conf: dict[str, Any] | None = None) -> str:
     """Run the DAG once for `snapshot`; returns the run's final state ('success' or 'failed')."""
     prepare()
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from airflow.dag_processing.dagbag import DagBag
 
+    _ensure_pool()
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if DAG_ID not in bag.dags:
         raise RuntimeError(f"DAG {DAG_ID} did not load from {DAGS_FOLDER}: {bag.import_errors}")

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
-from dags.customer_metrics import PARAMS, _ctx
+from dags.customer_metrics import PARAMS, _ctx, failure_message, on_failure
 from jobs.config import RunParams
 from jobs.pipeline import RunContext
 from jobs.run_cli import _params
@@ -86,3 +86,17 @@ def test_a_run_without_a_logical_date_fails_with_what_to_do() -> None:
 def test_status_folder_name_is_safe() -> None:
     ctx = RunContext.create(date(2024, 1, 1), run_id="manual__2024-01-01T00:00:00+00:00", warehouse="duckdb:///x.duckdb", lake="lake")
     assert ctx.status_path("extract").endswith("/runs/2024-01-01/manual__2024-01-01T00_00_00_00_00/extract.json")
+
+
+def test_a_failed_task_names_its_step_the_snapshot_and_what_to_do(caplog: pytest.LogCaptureFixture) -> None:
+    ti = argparse.Namespace(task_id="validate_raw", try_number=3)
+    context = {"ti": ti, "logical_date": pendulum.datetime(2024, 6, 30, tz="UTC"), "run_id": "scheduled__2024-06-30",
+               "exception": RuntimeError("quarantined share 0.08 above quarantine_max_rate 0.05")}
+    assert failure_message(context) == (
+        "customer_metrics: step validate_raw failed for snapshot 2024-06-30 (run scheduled__2024-06-30, try 3): "
+        "quarantined share 0.08 above quarantine_max_rate 0.05. Fix the cause, then clear validate_raw in Airflow "
+        "or rerun the date: crm-metrics run --date 2024-06-30"
+    )
+    with caplog.at_level("ERROR"):
+        on_failure(context)
+    assert "step validate_raw failed for snapshot 2024-06-30" in caplog.text

@@ -37,6 +37,8 @@ def test_dag_integrity(airflow_home: Path) -> None:
     for t in dag.tasks:
         assert t.owner == "crm-data"
         assert t.retries == 2  # record too: its row is an upsert, and a failed run fails it without a retry
+        assert t.pool == "crm_metrics"  # runs sharing a lake or a DuckDB file take turns
+        assert t.on_failure_callback  # names the failed step and the snapshot
     assert dag.get_task("record").trigger_rule == "all_done"
     assert set(dag.params.keys()) == set(RunParams.__dataclass_fields__)  # generated: every parameter, no other
     # one asset per published mart, every one of them (the contract's list, not the DAG's own)
