@@ -8,10 +8,12 @@ replica, schema `crm`) is `--source`, then `AIRFLOW_CONN_CRM_SOURCE`, then the w
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -22,6 +24,17 @@ SOURCE_CONN_ID = "crm_source"
 SOURCE_ENV = "AIRFLOW_CONN_CRM_SOURCE"
 LAKE_ENV = "CRM_METRICS_LAKE"
 DATA_DIR_ENV = "CRM_METRICS_DATA"
+
+
+def iso_date(value: str) -> date:
+    """A date on the command line: exactly YYYY-MM-DD (argparse prints the message)."""
+    reason = "expected YYYY-MM-DD"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:  # "month must be in 1..12"
+            reason = str(exc)
+    raise argparse.ArgumentTypeError(f"{value!r} is not a date: {reason}, e.g. 2024-12-31")
 
 
 def data_dir() -> Path:

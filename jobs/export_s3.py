@@ -54,7 +54,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.config import mask_secrets, mask_url, warehouse_url
+from jobs.config import iso_date, mask_secrets, mask_url, warehouse_url
 from jobs.faults import maybe_fail
 from jobs.pseudonymize import CUSTOMER_KEY_COLUMNS, CustomerKey, load_key, pseudonymize_table
 from jobs.s3 import EXPORT_CONN_ID, S3Connection, S3Error
@@ -632,7 +632,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     del name
     parser.add_argument(
         "--date",
-        type=date.fromisoformat,
+        type=iso_date,
         required=True,
         metavar="YYYY-MM-DD",
         help="snapshot date to export (published by `crm-metrics run --date`)",

@@ -10,16 +10,16 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from jobs.config import LAKE_ENV, SOURCE_ENV, WAREHOUSE_ENV, RunParams, lake_root, warehouse_url
+from jobs.config import LAKE_ENV, SOURCE_ENV, WAREHOUSE_ENV, RunParams, iso_date, lake_root, warehouse_url
 from jobs.lake import Lake
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "run":
-        parser.add_argument("--date", required=True, type=date.fromisoformat, help="snapshot date (YYYY-MM-DD)")
+        parser.add_argument("--date", required=True, type=iso_date, help="snapshot date (YYYY-MM-DD)")
     else:
-        parser.add_argument("--from", dest="start", required=True, type=date.fromisoformat, help="first snapshot date")
-        parser.add_argument("--to", dest="end", required=True, type=date.fromisoformat, help="last snapshot date")
+        parser.add_argument("--from", dest="start", required=True, type=iso_date, help="first snapshot date")
+        parser.add_argument("--to", dest="end", required=True, type=iso_date, help="last snapshot date")
     parser.add_argument(
         "--source", metavar="URL",
         help="the database to extract from, schema crm (default: $AIRFLOW_CONN_CRM_SOURCE, else the warehouse)",

@@ -22,6 +22,7 @@ import os
 from datetime import date
 from pathlib import Path
 
+from jobs.config import iso_date
 from jobs.report.data import ReportError, no_marts_message
 
 __all__ = ["ReportError", "build_html", "configure", "default_output", "no_marts_message", "run", "write_report"]
@@ -78,7 +79,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     """Add the report options (`--warehouse` is added by jobs.cli)."""
     del name
     parser.add_argument(
-        "--date", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD",
+        "--date", type=iso_date, required=True, metavar="YYYY-MM-DD",
         help="snapshot date whose published marts the report shows",
     )
     parser.add_argument(

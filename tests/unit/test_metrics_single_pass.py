@@ -1,5 +1,5 @@
 """The single-pass formulations (customer_day, customer_summary, cohort_retention,
-customer_movements, build_marts with a given customer_day, binned Gamma-Gamma pairs) against
+customer_movements, binned Gamma-Gamma pairs) against
 straightforward references."""
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from jobs.metrics import clv, cohorts, movements
 from jobs.metrics import customers as C
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
-from jobs.snapshot_inputs import CleanInputs
-from jobs.transform import build_marts
 
 SNAP = date(2024, 3, 31)
 
@@ -79,23 +77,6 @@ def test_cohort_retention_without_the_last_active_month(scenario: dict[str, Any]
     bare = cohorts.cohort_retention(months, cohort.drop("last_active_month"), SNAP)
     assert full.count() == 10
     assert _sorted_rows(full) == _sorted_rows(bare)
-
-
-def test_build_marts_with_a_given_customer_day(scenario: dict[str, Any]) -> None:
-    inputs = CleanInputs(
-        orders=scenario["orders"], order_items=scenario["items"], interactions=scenario["interactions"],
-        customers=scenario["customers"], products=scenario["products"], marketing_spend=scenario["spend"],
-    )
-    rules = C.SegmentRules()
-    own = build_marts(inputs, SNAP, rules)
-    days = customer_day(order_facts(scenario["orders"], scenario["items"]), scenario["interactions"])
-    given = build_marts(inputs, SNAP, rules, days=days)
-    try:
-        for name in ("customer_profitability", "customer_rfm", "customer_segments", "cohort_retention", "customer_movements"):
-            assert _sorted_rows(own.marts[name]) == _sorted_rows(given.marts[name]), name
-    finally:
-        own.release()
-        given.release()
 
 
 def test_gamma_gamma_pairs_are_binned_beyond_the_cap(spark: Any) -> None:
