@@ -138,9 +138,12 @@ def customer_metrics() -> None:
         failed run, once recorded, fails the task without a retry."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from jobs.pipeline import record_step
+        from jobs.pipeline import STEPS, record_step
 
-        summary = record_step(_ctx(context))
+        ti, run_id = context["ti"], context["run_id"]
+        # the steps' states as Airflow knows them: a task killed before writing its status file
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(STEPS), run_ids=[run_id]).get(run_id, {})
+        summary = record_step(_ctx(context), task_states=states)
         if summary["outcome"] != "success":
             raise AirflowFailException(f"run failed at {summary['failed_step']}: {summary['message']}")
         return summary

@@ -349,22 +349,40 @@ def step_statuses(ctx: RunContext) -> dict[str, dict[str, Any]]:
     return out
 
 
-def record_step(ctx: RunContext) -> dict[str, Any]:
-    """Write the marts.pipeline_runs row from the steps' status files. Never raises for a failed run."""
+def run_outcome(
+    statuses: dict[str, dict[str, Any]], task_states: dict[str, str | None] | None = None
+) -> tuple[str, str | None, str | None]:
+    """(outcome, failed step, message) of a run from its steps' status files and, under Airflow,
+    its task states: a task that failed without writing a status (killed, out of memory, timed
+    out) is that run's failed step, not a step that never ran."""
+    task_states = task_states or {}
+    for step in STEPS:
+        if step in statuses and not statuses[step]["ok"]:
+            return "failed", step, statuses[step]["error"]
+        if step not in statuses and task_states.get(step) == "failed":
+            return "failed", step, (f"task {step} failed under Airflow without writing its status (killed, out of "
+                                    "memory or timed out): see the task's log")
+    not_run = [s for s in STEPS if s not in statuses]
+    if not_run:
+        return "failed", not_run[0], f"step(s) not run: {', '.join(not_run)}"
+    return "success", None, None
+
+
+def record_step(ctx: RunContext, task_states: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Write the marts.pipeline_runs row from the steps' status files (and, under Airflow, the
+    run's task states). Never raises for a failed run."""
     from jobs.publish import ensure_marts
     from jobs.runs import RunRecord, record_run
     from jobs.spark import release_table_caches
 
     statuses = step_statuses(ctx)
-    failed = next((s for s in STEPS if s in statuses and not statuses[s]["ok"]), None)
-    not_run = [s for s in STEPS if s not in statuses]
-    outcome = "success" if failed is None and not not_run else "failed"
+    outcome, failed_step, message = run_outcome(statuses, task_states)
     rec = RunRecord(
         run_id=ctx.run_id,
         snapshot_date=ctx.snapshot,
         outcome=outcome,
-        failed_step=failed or (not_run[0] if not_run else None),
-        message=statuses[failed]["error"] if failed else (f"step(s) not run: {', '.join(not_run)}" if not_run else None),
+        failed_step=failed_step,
+        message=message,
         rows_extracted=statuses.get("extract", {}).get("rows_extracted"),
         rows_quarantined=statuses.get("validate_raw", {}).get("rows_quarantined"),
         rows_restated=statuses.get("validate_raw", {}).get("rows_restated"),

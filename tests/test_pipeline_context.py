@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
 from dags.customer_metrics import PARAMS, _ctx, failure_message, on_failure
 from jobs.config import RunParams
-from jobs.pipeline import RunContext
+from jobs.pipeline import RunContext, run_outcome
 from jobs.run_cli import _params
 
 
@@ -100,3 +100,18 @@ def test_a_failed_task_names_its_step_the_snapshot_and_what_to_do(caplog: pytest
     with caplog.at_level("ERROR"):
         on_failure(context)
     assert "step validate_raw failed for snapshot 2024-06-30" in caplog.text
+
+
+def test_the_run_outcome_takes_airflow_s_word_for_a_task_that_left_no_status() -> None:
+    ok = {"ok": True}
+    done = {"extract": ok, "validate_raw": ok, "build_marts": ok, "validate_marts": ok, "publish": ok, "export": ok}
+    assert run_outcome(done) == ("success", None, None)
+    stopped = {"extract": ok, "validate_raw": {"ok": False, "error": "quarantined share 0.08 > 0.05"}}
+    assert run_outcome(stopped, {"build_marts": "upstream_failed"}) == ("failed", "validate_raw", "quarantined share 0.08 > 0.05")
+    # build_marts' process was killed: no status file, Airflow marked it failed; later steps never ran
+    killed = {"extract": ok, "validate_raw": ok}
+    outcome, step, message = run_outcome(killed, {"extract": "success", "validate_raw": "success", "build_marts": "failed",
+                                                  "validate_marts": "upstream_failed"})
+    assert (outcome, step) == ("failed", "build_marts") and "without writing its status" in str(message)
+    # outside Airflow (no task states) the same files say which steps never ran
+    assert run_outcome(killed) == ("failed", "build_marts", "step(s) not run: build_marts, validate_marts, publish, export")
