@@ -29,6 +29,9 @@ RETRY_DELAY = timedelta(seconds=int(os.environ.get("CRM_METRICS_RETRY_DELAY_SECO
 # --max-active-runs 2, a manual run beside the scheduled one) take turns instead of colliding.
 # Create it once per deployment: `airflow pools set crm_metrics 1 "customer_metrics: one task at a time"`.
 POOL = os.environ.get("CRM_METRICS_POOL", "crm_metrics")
+# Daily at midnight UTC by default; "none" for runs triggered only from outside (the REST API,
+# another DAG, `crm-metrics run`).
+SCHEDULE = os.environ.get("CRM_METRICS_SCHEDULE", "0 0 * * *").strip()
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def _ctx(context: dict[str, Any]) -> Any:
 @dag(
     dag_id="customer_metrics",
     description="Customer profitability, RFM, segments, cohorts and channel economics per daily snapshot.",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=None if SCHEDULE.lower() in ("", "none") else CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
     start_date=datetime(1970, 1, 1),  # early enough to backfill any history; catchup stays off
     catchup=False,
     max_active_runs=1,

@@ -7,7 +7,9 @@ an S3 endpoint (moto_server) and a Spark standalone master + worker (from the py
     python infra/localstack.py status --dir DIR
 
 Each service records its pids, port and URL in DIR/<name>.json; `stop` ends exactly those
-processes. Tests use the same functions (tests/conftest.py).
+processes. Tests use the same functions (tests/conftest.py). `start_airflow(dir, metadata_url)`
+(from Python: it needs a PostgreSQL metadata DB) starts a whole Airflow deployment: api-server,
+scheduler and dag-processor with LocalExecutor.
 """
 
 from __future__ import annotations
@@ -303,6 +305,83 @@ def start_spark_connect(state_dir: str | Path, master: str = "local[2]") -> Serv
     _wait("Spark Connect server", lambda: port_open(port), 120, log_file)
     svc = Service(name="spark-connect", url=f"sc://{LOOPBACK}:{port}", state_dir=str(state), pids=[server.pid],
                   extra={"log": str(log_file)})
+    svc.save()
+    return svc
+
+
+# -- Airflow: api-server, scheduler and dag-processor on a PostgreSQL metadata DB ------------------
+def airflow_env(home: Path, metadata_url: str, api_port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every Airflow process of one deployment shares: the metadata DB on
+    PostgreSQL (psycopg 3 for both drivers: the pinned set has no asyncpg), LocalExecutor, this
+    project's dags folder, the execution API on loopback, one JWT secret and Fernet key."""
+    from cryptography.fernet import Fernet
+
+    key_file, secret_file = home / "fernet.key", home / "jwt.secret"
+    home.mkdir(parents=True, exist_ok=True)
+    if not key_file.exists():
+        key_file.write_text(Fernet.generate_key().decode())
+        secret_file.write_text(secrets.token_urlsafe(32))
+    db = metadata_url.split("://", 1)[1]
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://{db}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"postgresql+psycopg_async://{db}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[1] / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__FERNET_KEY": key_file.read_text().strip(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+        "AIRFLOW__API__HOST": LOOPBACK,
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{api_port}/execution/",
+        # a local deployment without logins: every request acts as an admin
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
+    for name in ("AIRFLOW__CORE__SQL_ALCHEMY_CONN",):
+        env.pop(name, None)
+    return {**env, **(extra or {})}
+
+
+def start_airflow(state_dir: str | Path, metadata_url: str, extra_env: dict[str, str] | None = None) -> Service:
+    """`airflow db migrate`, then `airflow api-server`, `airflow scheduler` and `airflow
+    dag-processor`, each in its own process group, logging to DIR/airflow-<part>.log. `.url` is
+    the REST API's base (`http://127.0.0.1:PORT`); `.extra['env']` names the file holding the
+    shared environment (JSON) for `airflow` commands against the same deployment."""
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = airflow_env(state / "airflow-home", metadata_url, port, extra_env)
+    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True,
+                             check=False)
+    if migrate.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed: {migrate.stderr[-2000:]}")
+    pids = []
+    for part in ("api-server", "scheduler", "dag-processor"):
+        with (state / f"airflow-{part}.log").open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "airflow", part], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        pids.append(proc.pid)
+    url = f"http://{LOOPBACK}:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    env_file = state / "airflow-env.json"
+    env_file.write_text(json.dumps({k: v for k, v in env.items() if k.startswith(("AIRFLOW", "CRM_METRICS"))}))
+    svc = Service(name="airflow", url=url, state_dir=str(state), pids=pids,
+                  extra={"env": str(env_file), "log": str(state / "airflow-api-server.log")})
+    try:
+        _wait("Airflow api-server", healthy, 180, state / "airflow-api-server.log")
+    except RuntimeError:
+        svc.stop()
+        raise
     svc.save()
     return svc
 
