@@ -54,7 +54,8 @@ demo: install java
 # and S3: every unit and contract test plus one end-to-end run of each guarantee (the DAG on
 # PostgreSQL, the lake on S3, a rerun keeping its history, the quarantine). Two workers, one file
 # each at a time: module and session fixtures stay within a worker.
-PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --durations=15
+# --no-loadscope-reorder: files start in tests/conftest.py's order (heaviest first), not by test count
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 test: install system-deps lint typecheck
 	$(PYTEST) -m "not slow and not tooling"
 
