@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-from jobs.config import RunParams
+from jobs.config import RunParams, airflow_pool
 from schemas.marts import METRIC_MARTS
 
 MART_NAMES = tuple(t.name for t in METRIC_MARTS)
@@ -28,7 +28,7 @@ RETRY_DELAY = timedelta(seconds=int(os.environ.get("CRM_METRICS_RETRY_DELAY_SECO
 # Every task takes this pool's one slot: runs that share a lake or a DuckDB file (a backfill with
 # --max-active-runs 2, a manual run beside the scheduled one) take turns instead of colliding.
 # Create it once per deployment: `airflow pools set crm_metrics 1 "customer_metrics: one task at a time"`.
-POOL = os.environ.get("CRM_METRICS_POOL", "crm_metrics")
+POOL = airflow_pool()
 # Daily at midnight UTC by default; "none" for runs triggered only from outside (the REST API,
 # another DAG, `crm-metrics run`).
 SCHEDULE = os.environ.get("CRM_METRICS_SCHEDULE", "0 0 * * *").strip()

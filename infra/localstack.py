@@ -340,8 +340,7 @@ def airflow_env(home: Path, metadata_url: str, api_port: int, extra: dict[str, s
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
     }
-    for name in ("AIRFLOW__CORE__SQL_ALCHEMY_CONN",):
-        env.pop(name, None)
+    env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)  # an inherited Airflow 2 name must not point elsewhere
     return {**env, **(extra or {})}
 
 

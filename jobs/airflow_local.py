@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from jobs.config import data_dir
+from jobs.config import airflow_pool, data_dir
 
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
 DAG_ID = "customer_metrics"
@@ -66,7 +66,7 @@ def _ensure_pool() -> None:
     """The DAG's pool in the local metadata DB (a deployment creates it with `airflow pools set`)."""
     from airflow.models.pool import Pool
 
-    name = os.environ.get("CRM_METRICS_POOL", "crm_metrics")
+    name = airflow_pool()
     if Pool.get_pool(name) is None:
         Pool.create_or_update_pool(name, slots=1, description="customer_metrics: one task at a time", include_deferred=False)
 

@@ -23,6 +23,7 @@ WAREHOUSE_ENV = "AIRFLOW_CONN_CRM_WAREHOUSE"
 SOURCE_CONN_ID = "crm_source"
 SOURCE_ENV = "AIRFLOW_CONN_CRM_SOURCE"
 LAKE_ENV = "CRM_METRICS_LAKE"
+POOL_ENV = "CRM_METRICS_POOL"
 DATA_DIR_ENV = "CRM_METRICS_DATA"
 
 
@@ -35,6 +36,12 @@ def iso_date(value: str) -> date:
         except ValueError as exc:  # "month must be in 1..12"
             reason = str(exc)
     raise argparse.ArgumentTypeError(f"{value!r} is not a date: {reason}, e.g. 2024-12-31")
+
+
+def airflow_pool() -> str:
+    """The Airflow pool every task of the DAG runs in (one slot: runs sharing a lake or a DuckDB
+    file take turns)."""
+    return os.environ.get(POOL_ENV, "crm_metrics")
 
 
 def data_dir() -> Path:
