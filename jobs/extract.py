@@ -30,12 +30,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import is_remote
 
+from jobs.clean_state import recorded_snapshots
 from jobs.config import mask_url
-from jobs.delta import retry_conflicts, snapshot_dates
+from jobs.delta import retry_conflicts
 from jobs.lake import Lake
 from jobs.warehouse import Warehouse, quote_ident
 from schemas.source import SOURCE_SCHEMA, SOURCE_TABLES
@@ -62,6 +64,8 @@ CAPTURED_FOR = "_captured_for"
 CAPTURED_RUN = "_captured_run"
 BOOKKEEPING_DDL = f"`{DELETED}` BOOLEAN, `{CAPTURED_FOR}` DATE, `{CAPTURED_RUN}` STRING"
 SOURCE_PROPERTY = "crm_metrics.source"
+# the clean layer reads which versions a run added since its base from the raw tables' change feed
+CHANGE_FEED = "delta.enableChangeDataFeed"
 DEFAULT_LOOKBACK = timedelta(hours=1)
 
 
@@ -149,10 +153,14 @@ def ensure_raw_table(spark: SparkSession, lake: Lake, table: Table, source: str)
     path = lake.raw_table(table.name)
     if lake.has_table(path):
         check_source(lake, path, source)
+        if not _feeds_changes(lake, path):  # a lake made before the clean layer read the feed
+            retry_conflicts(f"change feed on {path}", lambda: spark.sql(
+                f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')"))
         return
     sql = (
         f"CREATE TABLE IF NOT EXISTS delta.`{path}` ({raw_ddl(table)}) USING DELTA "
-        f"TBLPROPERTIES ('delta.appendOnly' = 'true', '{SOURCE_PROPERTY}' = '{source.replace(chr(39), '')}')"
+        f"TBLPROPERTIES ('delta.appendOnly' = 'true', '{CHANGE_FEED}' = 'true', "
+        f"'{SOURCE_PROPERTY}' = '{source.replace(chr(39), '')}')"
     )
     retry_conflicts(f"create {path}", lambda: spark.sql(sql))
     for attempt in range(20):  # another run may be committing the same table's first version
@@ -162,9 +170,12 @@ def ensure_raw_table(spark: SparkSession, lake: Lake, table: Table, source: str)
     check_source(lake, path, source)
 
 
-def check_source(lake: Lake, path: str, source: str) -> None:
-    from deltalake import DeltaTable
+def _feeds_changes(lake: Lake, path: str) -> bool:
+    table = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options())
+    return table.metadata().configuration.get(CHANGE_FEED) == "true"
 
+
+def check_source(lake: Lake, path: str, source: str) -> None:
     config = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).metadata().configuration
     owner = config.get(SOURCE_PROPERTY)
     if owner and owner != source:
@@ -225,7 +236,7 @@ def deletion_time(lake: Lake, snapshot: date) -> datetime:
     built before keeps the row (it was published with it); the run's own snapshot and later ones
     drop it."""
     after = snapshot
-    others = [d for d in snapshot_dates(lake, lake.clean_table("orders")) if d != snapshot]
+    others = [d for d in recorded_snapshots(lake) if d != snapshot]
     if others and max(others) >= snapshot:
         after = max(others) + timedelta(days=1)
     return datetime.combine(after, time())

@@ -4,15 +4,18 @@ Layout under the lake root (every table is a Delta table; its commits, history a
 are Delta's, written and read through Spark, or through `deltalake` where no Spark runs):
 
   raw/<table>        every version of every source row ever captured (jobs.extract), never deleted
-  clean/<table>      the valid latest rows as of each snapshot, partitioned by snapshot_date
-  rejected/<table>   the latest rows that break a rule, with `reasons`, by snapshot_date (from the
-                     first snapshot that has one)
+  clean/<table>      the valid latest rows as of the snapshot a run last moved it to; each
+                     snapshot is a recorded Delta version of it (jobs.clean_state)
+  rejected/<table>   the latest rows that break a rule, with `reasons`, kept the same way (from
+                     the first snapshot that has one)
+  snapshots          which version of each clean/rejected table holds which snapshot
   marts/<mart>       every metric mart, partitioned by snapshot_date
   quarantine         rows set aside by the raw gate, by snapshot_date
   runs/<date>/<run>/ one small JSON object per step of a run (read by the record step)
   quality/, reports/ Great Expectations Data Docs and the portfolio report
 
-A snapshot's write is one Delta commit per table (`replaceWhere snapshot_date = D`): a reader, or
+A snapshot's write is one Delta commit per table (the marts: `replaceWhere snapshot_date = D`; the
+clean layer: a MERGE of the keys that changed, recorded once every table has moved): a reader, or
 a run that was killed half-way, sees the old snapshot or the new one, never a mix.
 """
 
@@ -62,6 +65,9 @@ class Lake:
 
     def rejected_table(self, table: str) -> str:
         return self.path("rejected", table)
+
+    def snapshots_table(self) -> str:
+        return self.path("snapshots")
 
     def mart_table(self, mart: str) -> str:
         return self.path("marts", mart)

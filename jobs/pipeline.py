@@ -90,15 +90,15 @@ def _spark() -> Any:
     return get_spark()
 
 
-def _rule_params(ctx: RunContext, spark: Any) -> Any:
+def _rule_params(ctx: RunContext, customers: Any) -> Any:
     from jobs.quality.rules import RuleParams
-    from jobs.snapshot_inputs import company_start_default, current_tables
+    from jobs.snapshot_inputs import company_start_default
 
     start = ctx.params.company_start
     if start:
         company_start = date.fromisoformat(start)
     else:
-        company_start = company_start_default(current_tables(spark, ctx.lake, ctx.snapshot)["customers"]) or date(1900, 1, 1)
+        company_start = company_start_default(customers) or date(1900, 1, 1)
     return RuleParams(ctx.snapshot, company_start, ctx.params.max_order_amount)
 
 
@@ -143,24 +143,24 @@ def _data_docs(ctx: RunContext) -> str | None:
 def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    from jobs.clean_layer import prepare
+    from jobs.clean_layer import prepare, restated_rows
     from jobs.delta import write_snapshot
     from jobs.publish import ensure_marts
     from jobs.quality.gates import begin_run
     from jobs.quality.raw_gate import GATE, ROW_COUNT_HISTORY, raise_on_failure, validate_raw
     from jobs.quality.records import store_dq_results, store_quarantine
-    from jobs.snapshot_inputs import daily_version_counts
+    from jobs.snapshot_inputs import current_tables, daily_version_counts
     from schemas.marts import QUARANTINE
 
     spark = _spark()
     begin_run(_run_key(ctx))
-    params = _rule_params(ctx, spark)
+    current = current_tables(spark, ctx.lake, ctx.snapshot)
+    params = _rule_params(ctx, current["customers"])
     # after a full extraction (the lake's first, or a full refresh) every row is checked; after
     # an incremental one, the rows updated on the snapshot's day
     full = bool(step_statuses(ctx).get("extract", {}).get("full_refresh", False))
-    plan = prepare(spark, ctx.lake, ctx.snapshot, params)
+    plan = prepare(spark, ctx.lake, ctx.snapshot, params, whole=full, current=current)
     inputs = plan.inputs.persist()
-    restated = _restated_rows(inputs, ctx.snapshot)
     p = ctx.params
     result, quarantined = validate_raw(
         inputs, daily_version_counts(spark, ctx.lake, ctx.snapshot, ROW_COUNT_HISTORY), ctx.snapshot, ctx.run_id,
@@ -186,8 +186,10 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     finally:
         plan.release()
     raise_on_failure(result)
+    restated = restated_rows(spark, ctx.lake, ctx.snapshot)
     return {
         "clean_rows": layer.get("rows", {}),
+        "clean_layer": layer.get("mode"),
         "rows_checked": result.rows_checked,
         "rows_quarantined": result.rows_quarantined,
         "rows_restated": sum(restated.values()),
@@ -195,18 +197,6 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
         "reasons": result.reasons,
         "data_docs": docs,
     }
-
-
-def _restated_rows(inputs: Any, snapshot: date) -> dict[str, int]:
-    """Rows of the snapshot known only from a version updated after it (the entity was first
-    captured later): the snapshot restates what that day saw from the nearest later knowledge."""
-    from pyspark.sql import functions as F
-
-    out = {}
-    for table, df in inputs.checked().items():
-        row = df.agg(F.sum((F.col("extract_date") > F.lit(snapshot)).cast("int"))).first()
-        out[table] = int(row[0] or 0) if row else 0
-    return out
 
 
 def build_marts_step(ctx: RunContext) -> dict[str, Any]:

@@ -8,11 +8,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from deltalake import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.delta import read_snapshot, snapshot_rows, write_snapshot
+from jobs.clean_state import (
+    CLEAN_TABLES,
+    MISSING,
+    raw_versions,
+    read_state,
+    rebuild,
+    snapshot_record,
+    state_tables,
+    write_record,
+)
 from jobs.extract import DELETED, exported_table
 from jobs.lake import Lake
 from jobs.quality import rules
@@ -61,7 +71,13 @@ class CleanInputs:
         return {name: getattr(self, name) for name in CLEAN_TABLES}
 
 
-CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products", "marketing_spend")
+@dataclass
+class KeyScope:
+    """The keys a run recomputes (one column `_scope_id` each): orders and their lines by
+    order_id, interactions by interaction_id. None everywhere else means every key."""
+
+    order_ids: DataFrame
+    interaction_ids: DataFrame
 
 
 def clean_inputs(inputs: SnapshotInputs) -> CleanInputs:
@@ -83,27 +99,52 @@ EVENT_TIME = {"orders": "ordered_at", "interactions": "occurred_at", "customers"
 
 
 def write_clean(lake: Lake, snapshot: date, clean: CleanInputs) -> dict[str, int]:
-    """Store valid rows as the clean layer of the snapshot: one Delta commit per table
-    (`clean/<table>`, partition snapshot_date = D). Returns rows per table."""
+    """Store valid rows as the whole clean layer of the snapshot (one Delta commit per table, then
+    its record; no rejected layer). Returns rows per table."""
+    spark = clean.orders.sparkSession
+    raw = raw_versions(lake, CLEAN_TABLES)
+    versions = {name: MISSING for name in state_tables(lake)}
     for name in CLEAN_TABLES:
-        write_snapshot(getattr(clean, name), lake.clean_table(name), snapshot, f"clean {name}")
+        versions[f"clean/{name}"] = rebuild(spark, lake, lake.clean_table(name), getattr(clean, name), f"clean {name}")
+    write_record(spark, lake, snapshot, versions, "bench", raw)
     return clean_rows(lake, snapshot)
+
+
+def _recorded(lake: Lake, snapshot: date, what: str) -> dict[str, int]:
+    record = snapshot_record(lake, snapshot)
+    if record is None:
+        raise FileNotFoundError(f"{what}: no clean layer is recorded for {snapshot} in {lake.root}; "
+                                f"run validate_raw for it first (crm-metrics run --date {snapshot})")
+    return record.versions
 
 
 def clean_rows(lake: Lake, snapshot: date) -> dict[str, int]:
     """Rows per table of the snapshot's clean layer, from the Delta log (no Spark job)."""
-    return {t: snapshot_rows(lake, lake.clean_table(t), snapshot) for t in CLEAN_TABLES}
+    versions = _recorded(lake, snapshot, "clean layer")
+    out = {}
+    for t in CLEAN_TABLES:
+        table = DeltaTable(lake.delta_uri(lake.clean_table(t)), version=versions[f"clean/{t}"], storage_options=lake.storage_options())
+        out[t] = sum(int(n or 0) for n in table.get_add_actions(flatten=True).column("num_records").to_pylist())
+    return out
 
 
 def read_clean(spark: SparkSession, lake: Lake, snapshot: date) -> CleanInputs:
-    """The clean layer written by the raw gate for this snapshot."""
-    return CleanInputs(**{
-        name: read_snapshot(spark, lake, lake.clean_table(name), snapshot, f"clean layer {name} (run validate_raw first)")
-        for name in CLEAN_TABLES
-    })
+    """The clean layer recorded for this snapshot (Delta time travel to its recorded versions)."""
+    versions = _recorded(lake, snapshot, "clean layer")
+    return CleanInputs(**{name: read_state(spark, lake, f"clean/{name}", versions[f"clean/{name}"]) for name in CLEAN_TABLES})
 
 
-def read_raw(spark: SparkSession, lake: Lake, table: str, snapshot: date) -> DataFrame:
+def _within(df: DataFrame, column: str, only: DataFrame | None) -> DataFrame:
+    """The rows whose `column` is among `only`'s `_scope_id` (null-safe), or all rows."""
+    if only is None:
+        return df
+    return df.join(F.broadcast(only), df[column].eqNullSafe(only["_scope_id"]), "left_semi")
+
+
+SCOPE_COLUMN = {"orders": "order_id", "order_items": "order_id", "interactions": "interaction_id"}
+
+
+def read_raw(spark: SparkSession, lake: Lake, table: str, snapshot: date, only: DataFrame | None = None) -> DataFrame:
     """The versions of a source table visible at snapshot D (one row per captured version), with
     `extract_date` (the day of `updated_at`) and the tombstone flag `_deleted`.
 
@@ -116,10 +157,12 @@ def read_raw(spark: SparkSession, lake: Lake, table: str, snapshot: date) -> Dat
     if not lake.has_table(path):
         raise FileNotFoundError(f"no raw table {path}: run the extract step first (crm-metrics run --date {snapshot})")
     raw = spark.read.format("delta").load(path)
+    if only is not None:
+        raw = _within(raw, SCOPE_COLUMN[table], only)
     key = list(contract.key)
     end = F.lit(datetime.combine(snapshot + timedelta(days=1), time()))
     if table == "order_items":
-        placed = (spark.read.format("delta").load(lake.raw_table("orders"))
+        placed = (_within(spark.read.format("delta").load(lake.raw_table("orders")), "order_id", only)
                   .groupBy(F.col("order_id").alias("_order")).agg(F.min("ordered_at").alias("_event")))
         raw = raw.join(placed, raw.order_id.eqNullSafe(placed._order), "left").drop("_order")
         existed = F.col("_event") < end
@@ -196,14 +239,18 @@ def current_tables(spark: SparkSession, lake: Lake, snapshot: date) -> dict[str,
     return {t: _as_of(spark, lake, t, snapshot) for t in CURRENT}
 
 
-def load_inputs(spark: SparkSession, lake: Lake, snapshot: date, params: rules.RuleParams) -> SnapshotInputs:
-    """The as-of-snapshot view of the lake, rules applied. `orders` comes persisted: call
-    `release()` when done."""
-    current = current_tables(spark, lake, snapshot)
+def load_inputs(spark: SparkSession, lake: Lake, snapshot: date, params: rules.RuleParams,
+                scope: KeyScope | None = None, current: dict[str, DataFrame] | None = None) -> SnapshotInputs:
+    """The as-of-snapshot view of the lake, rules applied: every key, or the keys of `scope`
+    (orders, lines and interactions; the current-state tables are always whole). `orders` comes
+    persisted: call `release()` when done."""
+    current = current or current_tables(spark, lake, snapshot)
     customers, products, spend = current["customers"], current["products"], current["marketing_spend"]
-    orders = _latest_live(read_raw(spark, lake, "orders", snapshot), ["order_id"])
-    items = _latest_live(read_raw(spark, lake, "order_items", snapshot), ["order_id", "line_number"])
-    interactions = _latest_live(read_raw(spark, lake, "interactions", snapshot), ["interaction_id"])
+    order_ids = scope.order_ids if scope else None
+    orders = _latest_live(read_raw(spark, lake, "orders", snapshot, order_ids), ["order_id"])
+    items = _latest_live(read_raw(spark, lake, "order_items", snapshot, order_ids), ["order_id", "line_number"])
+    interactions = _latest_live(read_raw(spark, lake, "interactions", snapshot, scope.interaction_ids if scope else None),
+                                ["interaction_id"])
     # persisted (SnapshotInputs.release frees it): check_order_items reads the orders' state, which
     # would otherwise run the orders' scan, latest version and rules a second time
     orders_checked = rules.check_orders(orders, customers, params).persist(StorageLevel.MEMORY_AND_DISK)

@@ -21,6 +21,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from jobs.bench.duckdb_reference import clean_snapshot
+
 HEADLINE_KEYS = (
     "lines", "spark_seconds", "duckdb_seconds", "ratio",
     "inputs_spark_seconds", "inputs_duckdb_seconds", "inputs_ratio",
@@ -110,7 +112,7 @@ def test_spark_and_duckdb_write_the_same_clean_layer(tiny_bench: tuple[int, dict
 
     lake = Lake.at(workdir / "lake")
     assert lake.has_table(lake.clean_table("orders"))
-    spark_orders = lake.read_arrow(lake.clean_table("orders"), date.fromisoformat(result["snapshot"]))
+    spark_orders = clean_snapshot(lake, "orders", date.fromisoformat(result["snapshot"])).to_table()
     assert spark_orders.num_rows == result["clean_check"]["orders"]["spark_rows"]
     assert (workdir / "out" / "duckdb" / "clean" / "orders.parquet").is_file()
 

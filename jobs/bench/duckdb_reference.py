@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from jobs.bench.procmem import child_main
+from jobs.clean_state import snapshot_record
 from jobs.extract import exported_table
 from jobs.lake import SNAPSHOT_COLUMN, Lake
 from jobs.snapshot_inputs import CLEAN_TABLES
@@ -65,15 +66,16 @@ def as_lake(lake: Lake | str | Path) -> Lake:
     return lake if isinstance(lake, Lake) else Lake.at(lake)
 
 
-def delta_dataset(lake: Lake, path: str, snapshot: date | None = None) -> ds.Dataset:
-    """A Delta table's current version as an Arrow dataset (delta-rs: only the files the Delta log
-    holds), or only its partition snapshot_date = `snapshot`. Lazy: DuckDB scans it with its
-    projection and filters pushed down."""
+def delta_dataset(lake: Lake, path: str, snapshot: date | None = None, version: int | None = None) -> ds.Dataset:
+    """A Delta table's current version (or `version`) as an Arrow dataset (delta-rs: only the
+    files the Delta log holds), or only its partition snapshot_date = `snapshot`. Lazy: DuckDB
+    scans it with its projection and filters pushed down."""
     from deltalake import DeltaTable
 
     if not lake.has_table(path):
         raise FileNotFoundError(f"no Delta table at {path}")
-    dataset = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).to_pyarrow_dataset()
+    table = DeltaTable(lake.delta_uri(path), version=version, storage_options=lake.storage_options())
+    dataset = table.to_pyarrow_dataset()
     if snapshot is None:
         return dataset
     return dataset.filter(ds.field(SNAPSHOT_COLUMN) == pa.scalar(snapshot, pa.date32()))
@@ -86,22 +88,25 @@ def mart_snapshot(lake: Lake | str | Path, mart: str, snapshot: date) -> ds.Data
 
 
 def clean_snapshot(lake: Lake | str | Path, table: str, snapshot: date) -> ds.Dataset:
-    """One snapshot of a clean table Spark wrote (`clean/<table>`, partition snapshot_date)."""
+    """One snapshot of a clean table Spark wrote (`clean/<table>` at the version recorded for it)."""
     lk = as_lake(lake)
-    return delta_dataset(lk, lk.clean_table(table), snapshot)
+    record = snapshot_record(lk, snapshot)
+    if record is None:
+        raise FileNotFoundError(f"no clean layer is recorded for {snapshot} in {lk.root}")
+    return delta_dataset(lk, lk.clean_table(table), version=record.versions[f"clean/{table}"])
 
 
 def register_lake(conn: duckdb.DuckDBPyConnection, stage: str, lake: Lake, snapshot: date) -> dict[str, str]:
     """Register the lake tables a stage reads in `conn`: `raw_<table>` (every captured version;
     the SQL decides what is visible at the snapshot) or `clean_<table>` (the snapshot's
-    partition). Returns name -> Delta table path."""
+    recorded version). Returns name -> Delta table path."""
     layer, tables = STAGE_INPUTS[stage]
     registered = {}
     for table in tables:
         if layer == "raw":
             path, dataset = lake.raw_table(table), delta_dataset(lake, lake.raw_table(table))
         else:
-            path, dataset = lake.clean_table(table), delta_dataset(lake, lake.clean_table(table), snapshot)
+            path, dataset = lake.clean_table(table), clean_snapshot(lake, table, snapshot)
         conn.register(f"{layer}_{table}", dataset)
         registered[f"{layer}_{table}"] = path
     return registered

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urlsplit
 import boto3
 import pytest
 
+from jobs.clean_state import recorded_snapshots
 from jobs.pipeline import RunContext, run_all
 from tests.integration.conftest import ROOT, load_cdnow_sample, mart_rows
 
@@ -117,10 +118,12 @@ def test_whole_dag_twice_with_the_lake_on_s3(
     assert any(k.endswith(".parquet") for k in keys("lake/raw/orders/")), "no data files of raw/orders"
     for snapshot in (D1, D2):
         assert keys(f"lake/marts/customer_rfm/snapshot_date={snapshot.isoformat()}/"), snapshot
-        assert keys(f"lake/clean/orders/snapshot_date={snapshot.isoformat()}/"), snapshot
         assert keys(f"lake/reports/portfolio_{snapshot.isoformat()}.html"), snapshot
         assert keys(f"lake/runs/{snapshot.isoformat()}/"), snapshot
     s3_lake = Lake.at(s3_root)
+    assert any(k.endswith(".parquet") for k in keys("lake/clean/orders/")), "no data files of clean/orders"
+    # the second day moved the clean layer from the first: both are recorded versions of it
+    assert recorded_snapshots(s3_lake) == {D1, D2}
     s3_tables = delta_tables(s3_lake)
     assert f"{s3_root}/raw/orders" in s3_tables and f"{s3_root}/marts/customer_rfm" in s3_tables
     for path in s3_tables:
@@ -235,8 +238,7 @@ def test_two_runs_at_once_match_one_after_another(
     assert {f"{root}/raw/orders", f"{root}/clean/orders", f"{root}/marts/customer_rfm", f"{root}/quarantine"} <= set(tables)
     for path in tables:
         spark.read.format("delta").load(path).count()
-    clean = spark.read.format("delta").load(f"{root}/clean/orders")
-    assert {r[0] for r in clean.select("snapshot_date").distinct().collect()} == {D1, D2}
+    assert recorded_snapshots(Lake.at(lake)) == {D1, D2}
 
 
 # -- 3. maintenance: VACUUM and the working-layer retention ---------------------------------------
@@ -288,7 +290,7 @@ def _version(spark: Any, path: str) -> int:
 def test_maintain_vacuums_old_files_and_keeps_reads_inside_the_window(spark: Any, tmp_path: Path) -> None:
     from jobs.maintain import maintain
 
-    # retention 0: every file no current version needs is deleted, old working snapshots go
+    # retention 0: every file no current version needs is deleted
     lake = _small_lake(spark, tmp_path / "vacuumed")
     clean, mart = lake.clean_table("orders"), lake.mart_table("x")
     for path in (clean, mart):
@@ -296,17 +298,16 @@ def test_maintain_vacuums_old_files_and_keeps_reads_inside_the_window(spark: Any
         assert _current(spark, path) == _expected(DAYS)
     before = {path: _parquet_on_disk(path) for path in (clean, mart)}
 
-    result = maintain(spark, lake, timedelta(hours=0), keep_snapshots=2)
+    result = maintain(spark, lake, timedelta(hours=0))
 
     assert sorted(result.tables) == sorted([clean, mart])
-    assert result.snapshots_dropped == {clean: 2}
     for path in (clean, mart):
         on_disk, live = _parquet_on_disk(path), _live_files(spark, path)
         assert on_disk == live, f"{path}: files no version needs are still on disk: {sorted(on_disk - live)}"
         assert before[path] - on_disk, f"{path}: nothing was removed from disk"
-    assert _current(spark, clean) == _expected(DAYS[-2:])
-    assert _current(spark, mart) == _expected(DAYS)  # marts are never cut back
-    assert lake.read_arrow(clean).num_rows == len(_expected(DAYS[-2:]))
+    for path in (clean, mart):
+        assert _current(spark, path) == _expected(DAYS)  # compaction and VACUUM keep every row
+    assert lake.read_arrow(clean).num_rows == len(_expected(DAYS))
     assert sorted(lake.read_arrow(mart, DAYS[-1]).column("v").to_pylist()) == [v for _, v in _rows(DAYS[-1], 2)]
 
     # retention 1 hour: nothing recent is deleted, time travel to the versions before still works
@@ -315,9 +316,8 @@ def test_maintain_vacuums_old_files_and_keeps_reads_inside_the_window(spark: Any
     before = {path: _parquet_on_disk(path) for path in (clean, mart)}
     versions = {path: _version(spark, path) for path in (clean, mart)}
 
-    result = maintain(spark, lake, timedelta(hours=1), keep_snapshots=2)
+    maintain(spark, lake, timedelta(hours=1))
 
-    assert result.snapshots_dropped == {clean: 2}
     for path in (clean, mart):
         assert before[path] <= _parquet_on_disk(path), f"{path}: recent files were deleted"
         assert _version(spark, path) >= versions[path]
@@ -325,5 +325,4 @@ def test_maintain_vacuums_old_files_and_keeps_reads_inside_the_window(spark: Any
         assert _current(spark, path, versions[path]) == _expected(DAYS)
         previous = _current(spark, path, versions[path] - 1)
         assert {r for r in previous if r[0] == DAYS[-1]} == {(DAYS[-1], i, v) for i, v in _rows(DAYS[-1])}
-    assert _current(spark, clean) == _expected(DAYS[-2:])
-    assert _current(spark, mart) == _expected(DAYS)
+    assert _current(spark, clean) == _current(spark, mart) == _expected(DAYS)
