@@ -64,7 +64,7 @@ def spark() -> Iterator[Any]:
 HEAVY_FIRST = (
     "test_lake_history.py", "test_lake_storage.py", "test_bench.py", "test_export_s3.py", "test_dag.py",
     "test_cdnow_pipeline.py", "test_quality.py", "test_scheduler.py", "test_scale_out.py", "test_publish_kill.py",
-    "test_reliability.py", "test_bad_input.py",
+    "test_reliability.py", "test_bad_input.py", "test_clean_moves.py",
 )
 
 
