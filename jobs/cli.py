@@ -43,7 +43,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "maintain": (
         "jobs.maintain",
         "compact the lake's Delta tables and delete files outside the retention window",
-        "crm-metrics maintain --retain-hours 168 --keep-snapshots 7",
+        "crm-metrics maintain --retain-hours 168",
     ),
     "bench": (
         "jobs.bench",

@@ -343,7 +343,7 @@ def _canonical(table: Table) -> str:
 
 
 def check_clean(lake_root: Lake | str | Path, snapshot: date, reference_clean: Path) -> dict[str, Check]:
-    """Spark's clean layer (the snapshot's partition of each Delta table `clean/<table>`) against
+    """Spark's clean layer (each Delta table `clean/<table>` at the version recorded for the snapshot) against
     the reference's clean tables, per table: the row count and an order-independent hash sum (sum
     of the row hashes, as HUGEINT) must be equal. When they are not, the rows on one side only are
     counted (EXCEPT ALL) and a few keys shown."""

@@ -3,10 +3,9 @@
 -- machine.
 --
 -- It reads the clean layer that Spark's inputs stage wrote (the same Delta tables Spark's metric
--- stage reads: lake/clean/<table>, partition snapshot_date = D, valid latest versions only),
--- registered in the connection by jobs/bench/duckdb_reference.py as clean_<table>: the
--- snapshot's partition (filtered again here) as an Arrow dataset read by delta-rs (only the
--- files of the table's current version). It applies the same metric rules (schemas/marts.py,
+-- stage reads: lake/clean/<table> at the Delta version recorded for snapshot D, valid latest
+-- versions only), registered in the connection by jobs/bench/duckdb_reference.py as
+-- clean_<table>: an Arrow dataset read by delta-rs (only the files of that version). It applies the same metric rules (schemas/marts.py,
 -- docs/marts.md) and writes the three marts as Parquet under {out}. The inputs stage (versions visible at the snapshot,
 -- latest versions, validity rules) is reference_inputs.sql.
 --
@@ -15,32 +14,33 @@
 --   {out}               output folder
 -- Run by hand: register clean_customers, clean_orders, clean_order_items and
 -- clean_interactions (e.g. in Python, con.register('clean_orders',
--- deltalake.DeltaTable('<lake>/clean/orders').to_pyarrow_dataset())),
+-- deltalake.DeltaTable('<lake>/clean/orders', version=V).to_pyarrow_dataset()), V from the
+-- lake's `snapshots` table),
 -- fill the placeholders in, then run the statements.
 
 -- timestamps are UTC by contract (the clean layer stores instants)
 SET TimeZone = 'UTC';
 
--- -- inputs: the clean layer of the snapshot ------------------------------------------------
+-- -- inputs: the clean layer of the snapshot (its recorded version) ------------------------------------------------
 CREATE OR REPLACE TEMP TABLE customers AS
 SELECT customer_id, CAST(signup_at AS TIMESTAMP) AS signup_at, acquisition_channel, acquisition_cost
-FROM clean_customers WHERE snapshot_date = DATE '{snapshot}';
+FROM clean_customers;
 
 CREATE OR REPLACE TEMP TABLE orders_ok AS
 SELECT order_id, customer_id, CAST(CAST(ordered_at AS TIMESTAMP) AS DATE) AS activity_date, status,
        gross_amount, discount_amount, refund_amount, shipping_cost
-FROM clean_orders WHERE snapshot_date = DATE '{snapshot}';
+FROM clean_orders;
 
 -- cost of goods per order from its lines (clean lines belong to clean orders)
 CREATE OR REPLACE TEMP TABLE order_cogs AS
 SELECT order_id, sum(quantity * unit_cost) AS line_cogs
-FROM clean_order_items WHERE snapshot_date = DATE '{snapshot}'
+FROM clean_order_items
 GROUP BY order_id;
 
 -- interaction cost per customer and day
 CREATE OR REPLACE TEMP TABLE interaction_day AS
 SELECT customer_id, CAST(CAST(occurred_at AS TIMESTAMP) AS DATE) AS activity_date, sum(cost) AS interaction_cost
-FROM clean_interactions WHERE snapshot_date = DATE '{snapshot}'
+FROM clean_interactions
 GROUP BY ALL;
 
 -- -- customer-day facts: one row per customer and day with an order or an interaction --------
