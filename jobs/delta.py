@@ -92,14 +92,6 @@ def _add_actions(lake: Lake, path: str) -> pa.Table:
     return pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
 
 
-def snapshot_dates(lake: Lake, path: str) -> set[date]:
-    """The snapshots a table holds, from its Delta log (no Spark job); empty when there is no table."""
-    if not lake.has_table(path):
-        return set()
-    parts = _add_actions(lake, path).column(f"partition.{SNAPSHOT_COLUMN}").to_pylist()
-    return {date.fromisoformat(str(v)) for v in parts if v}
-
-
 def snapshot_rows(lake: Lake, path: str, snapshot: date) -> int:
     """Rows of one snapshot from the Delta log's file statistics (no Spark job)."""
     if not lake.has_table(path):
