@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from jobs.clean_changes import SOURCES, changed_scope, feeds_changes, null_safe_match, release_scope
 from jobs.clean_state import (
+    CUSTOMER_DAY,
     MISSING,
     Record,
     find_base,
@@ -39,6 +40,7 @@ from jobs.clean_state import (
     state_tables,
     write_record,
 )
+from jobs.customer_day_state import move_customer_day
 from jobs.lake import Lake
 from jobs.quality import rules
 from jobs.snapshot_inputs import (
@@ -81,7 +83,8 @@ class CleanPlan:
         return "whole" if self.base is None else f"moved from {self.base.snapshot}"
 
     def write(self) -> dict[str, Any]:
-        """Move (or rebuild) every clean and rejected table, one commit each, then record the snapshot."""
+        """Move (or rebuild) every clean and rejected table and the customer_day computed from them,
+        one commit each, then record the snapshot."""
         lake, d = self.lake, self.snapshot
         spark = self.inputs.orders.sparkSession
         versions: dict[str, int] = {}
@@ -94,6 +97,7 @@ class CleanPlan:
                 df.unpersist()
         for table in CURRENT:
             versions[f"clean/{table}"] = self._move(spark, f"clean/{table}", getattr(self.inputs, table), table)
+        versions[CUSTOMER_DAY] = move_customer_day(spark, lake, self.base, versions, self.scope)
         write_record(spark, lake, d, versions, params_key(self.params), self.raw)
         rows = clean_rows(lake, d)
         log.info("clean layer %s (%s): %s", d, self.mode, rows)

@@ -1,7 +1,8 @@
 """The clean layer's state and its record: which Delta version of each table holds which snapshot.
 
 Grain: `clean/<table>` and `rejected/<table>` hold one state, the checked latest rows as of the
-snapshot a run last moved them to (no snapshot column). A run for D moves every table from a
+snapshot a run last moved them to (no snapshot column); `derived/customer_day` the customer-day
+facts computed from that clean state (jobs.customer_day_state). A run for D moves every table from a
 recorded snapshot S (the base) to D by replacing only the keys whose rows can differ between S
 and D (one MERGE commit per table, none when no key changed), or rebuilds the table whole when
 there is no usable base. Once every table has moved, one append to `snapshots` records the
@@ -28,6 +29,7 @@ from jobs.lake import SNAPSHOT_COLUMN, Lake
 
 CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products", "marketing_spend")
 REJECTED_TABLES = ("orders", "order_items", "interactions")
+CUSTOMER_DAY = "derived/customer_day"  # computed from the clean layer, moved with it
 MISSING = -1  # the version recorded for a table that does not exist (no rejected row yet)
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Delta takes a commit's userMetadata from the session's conf: one move at a time per process
@@ -35,9 +37,11 @@ _COMMIT_LOCK = threading.Lock()
 
 
 def state_tables(lake: Lake) -> dict[str, str]:
-    """Every table of the state, by its name in the record (`clean/orders`, `rejected/orders`, ...)."""
+    """Every table of the state, by its name in the record (`clean/orders`, `rejected/orders`,
+    `derived/customer_day`, ...)."""
     out = {f"clean/{t}": lake.clean_table(t) for t in CLEAN_TABLES}
     out.update({f"rejected/{t}": lake.rejected_table(t) for t in REJECTED_TABLES})
+    out[CUSTOMER_DAY] = lake.customer_day_table()
     return out
 
 

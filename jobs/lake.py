@@ -8,7 +8,9 @@ are Delta's, written and read through Spark, or through `deltalake` where no Spa
                      snapshot is a recorded Delta version of it (jobs.clean_state)
   rejected/<table>   the latest rows that break a rule, with `reasons`, kept the same way (from
                      the first snapshot that has one)
-  snapshots          which version of each clean/rejected table holds which snapshot
+  derived/customer_day  one row per customer per active day, computed from the clean layer
+                     and moved with it (jobs.customer_day_state): the metrics read it
+  snapshots          which version of each clean, rejected and derived table holds which snapshot
   marts/<mart>       every metric mart, partitioned by snapshot_date
   quarantine         rows set aside by the raw gate, by snapshot_date
   runs/<date>/<run>/ one small JSON object per step of a run (read by the record step)
@@ -65,6 +67,9 @@ class Lake:
 
     def rejected_table(self, table: str) -> str:
         return self.path("rejected", table)
+
+    def customer_day_table(self) -> str:
+        return self.path("derived", "customer_day")
 
     def snapshots_table(self) -> str:
         return self.path("snapshots")

@@ -27,7 +27,7 @@ from jobs.lake import Lake
 log = logging.getLogger(__name__)
 
 DEFAULT_RETAIN_HOURS = 168.0  # Delta's own default: a week of time travel
-LAYERS = ("raw", "clean", "rejected", "marts")
+LAYERS = ("raw", "clean", "rejected", "derived", "marts")
 
 
 @dataclass

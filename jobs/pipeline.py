@@ -200,6 +200,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
 
 
 def build_marts_step(ctx: RunContext) -> dict[str, Any]:
+    from jobs.customer_day_state import read_customer_day
     from jobs.metrics.clv import ClvSettings
     from jobs.metrics.customers import SegmentRules
     from jobs.snapshot_inputs import read_clean
@@ -216,7 +217,7 @@ def build_marts_step(ctx: RunContext) -> dict[str, Any]:
         kotler_loyalty_threshold=p.kotler_loyalty_threshold,
     )
     settings = ClvSettings(min_customers=p.clv_min_customers, clv_months=p.clv_months, monthly_discount=p.clv_monthly_discount)
-    built = build_marts(inputs, ctx.snapshot, rules, settings)
+    built = build_marts(inputs, ctx.snapshot, rules, settings, read_customer_day(spark, ctx.lake, ctx.snapshot))
     try:
         counts = write_marts(ctx.lake, ctx.snapshot, built)
     finally:

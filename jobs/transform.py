@@ -50,11 +50,13 @@ def build_marts(
     snapshot: date,
     seg_rules: customers.SegmentRules,
     clv_settings: clv.ClvSettings | None = None,
+    days: DataFrame | None = None,
 ) -> BuiltMarts:
-    """All metric marts as DataFrames (lazy), from the clean layer. customer_day (computed from
-    the clean orders, lines and interactions, partitioned by customer, so the summary and the
-    customer x month aggregation read it without a shuffle) and the customer base are cached:
-    every mart reads them.
+    """All metric marts as DataFrames (lazy), from the clean layer and its customer_day (`days`:
+    the one recorded with the clean layer, jobs.customer_day_state; computed from the clean
+    orders, lines and interactions when not given). customer_day (partitioned by customer, so
+    the summary and the customer x month aggregation read it without a shuffle) and the customer
+    base are cached: every mart reads them.
 
     The order lines and order facts are not cached: besides customer_day only the preferences
     read them, and re-reading the clean layer for that costs less than holding 10M lines in
@@ -62,7 +64,11 @@ def build_marts(
     columns are used there).
     """
     facts = order_facts(inputs.orders, inputs.order_items)
-    days = customer_day(facts, inputs.interactions).persist(StorageLevel.MEMORY_AND_DISK)
+    if days is None:
+        days = customer_day(facts, inputs.interactions)
+    else:  # the stored rows, clustered by customer as customer_day's own output is
+        days = days.repartition("customer_id")
+    days = days.persist(StorageLevel.MEMORY_AND_DISK)
     summary = customers.customer_summary(days, snapshot)
     base = customers.customer_base(inputs.customers, summary, snapshot).persist(StorageLevel.MEMORY_AND_DISK)
     profitability = customers.customer_profitability(base, snapshot).persist(StorageLevel.MEMORY_AND_DISK)

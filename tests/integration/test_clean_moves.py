@@ -16,9 +16,10 @@ from typing import Any
 
 import duckdb
 import pytest
+from deltalake import DeltaTable
 
 from jobs.clean_layer import prepare
-from jobs.clean_state import MISSING, find_base, read_state, snapshot_record, state_tables
+from jobs.clean_state import CUSTOMER_DAY, MISSING, find_base, read_state, snapshot_record, state_tables
 from jobs.extract import extract
 from jobs.generate import generate
 from jobs.lake import Lake
@@ -39,6 +40,11 @@ def _build(spark: Any, lake: Lake, day: date, whole: bool = False) -> dict[str, 
     record = snapshot_record(lake, day)
     assert record is not None
     return {"mode": out["mode"], "versions": record.versions, "scoped_orders": scope}
+
+
+def _commit(lake: Lake, path: str, version: int) -> dict[str, Any]:
+    history = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).history()
+    return next(c for c in history if int(c["version"]) == version)
 
 
 def _rows(spark: Any, lake: Lake, name: str, version: int) -> Any:
@@ -138,6 +144,11 @@ def test_moved_clean_layer_equals_the_whole_rebuild_forwards_backwards_and_after
         {"a": D2, "b": next_day},
     ).fetchone()[0]
     assert 0 < day["scoped_orders"] <= changed < total_orders / 10, (day["scoped_orders"], changed, total_orders)
+    # customer_day moved with it: one MERGE replacing the rows of the few customers of those orders
+    merge = _commit(lake, lake.customer_day_table(), day["versions"][CUSTOMER_DAY])
+    assert merge["operation"] == "MERGE", merge
+    all_days = read_state(spark, lake, CUSTOMER_DAY, day["versions"][CUSTOMER_DAY]).count()
+    assert 0 < int(merge["operationMetrics"]["numTargetRowsInserted"]) < all_days / 5, (merge["operationMetrics"], all_days)
     _assert_same_state(spark, lake, day["versions"], _build(spark, lake, next_day, whole=True)["versions"])
 
     # backwards: from the next day back to D1 (the late row, dated inside D1 but captured with D2, is part
