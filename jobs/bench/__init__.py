@@ -464,8 +464,8 @@ class Bench:
                                  cpu=mem.cpu_seconds))
         for s, secs in steps.items():
             self.phases.append(Phase(f"  {s}", secs, None))
-        # one day's update of the lake: the extraction and the clean layer of the snapshot (the
-        # validate_raw step rebuilds it from the raw history, gate included)
+        # one day's update of the lake: the extraction, and validate_raw's move of the clean layer
+        # and customer_day to the snapshot (a whole rebuild on the full run; gate included)
         day_parts = [steps.get("extract"), steps.get("validate_raw")]
         return {"snapshot": snapshot.isoformat(), "total": sum(steps.values()) if not error else None, "wall": wall,
                 "steps": steps, "error": error,
