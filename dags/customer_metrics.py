@@ -58,10 +58,26 @@ def _step(step: str, context: dict[str, Any]) -> dict[str, Any]:
 
     from jobs.pipeline import PERMANENT_ERRORS, run_step
 
+    ctx = _ctx(context)
+    _declare_lineage(context, step, ctx)
     try:
-        return run_step(step, _ctx(context))
+        return run_step(step, ctx)
     except PERMANENT_ERRORS as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def _declare_lineage(context: dict[str, Any], step: str, ctx: Any) -> None:
+    """The step's datasets as the task's inlets and outlets, resolved from this run's connections:
+    Airflow's OpenLineage provider emits them with the task's events (when a transport is set)."""
+    from openlineage.client.event_v2 import Dataset
+
+    from jobs.lineage import step_lineage
+
+    task = context["ti"].task
+    lineage = step_lineage(step, ctx)
+    task.inlets = list(lineage.inputs)
+    # the DAG's own Assets stay (they drive asset events); a retry in one process replaces, not adds
+    task.outlets = [o for o in task.outlets if not isinstance(o, Dataset)] + lineage.outputs
 
 
 def _ctx(context: dict[str, Any]) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import sys
@@ -42,6 +43,11 @@ os.environ.setdefault("CRM_METRICS_SHUFFLE_PARTITIONS", "2")
 # its heap still filled after about an hour (full GCs back to back) even with Delta's cache
 # cleared after each run: something else is retained, not found yet
 os.environ.setdefault("CRM_METRICS_DRIVER_MEMORY", "4g")
+# every DAG run's OpenLineage events, one JSON line each, as a deployment's transport gets them (the
+# PostgreSQL DAG test reads them); emitted from a thread, not a fork: the process holds a JVM gateway
+OPENLINEAGE_EVENTS = _SESSION_TMP / "airflow" / "openlineage.jsonl"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps({"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True})
+os.environ["AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD"] = "True"
 os.environ.pop("AIRFLOW_CONN_CRM_WAREHOUSE", None)
 os.environ.pop("CRM_METRICS_LAKE", None)
 logging.getLogger("py4j").setLevel(logging.WARNING)

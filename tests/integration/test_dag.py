@@ -146,7 +146,44 @@ def test_end_to_end_on_postgres(
     assert grants >= 9
     assert wh.scalar("SELECT outcome FROM marts.pipeline_runs WHERE snapshot_date = %s", [D3]) == "success"
     _bi_reader_can_read_marts_only(postgres_warehouse_url)
+    _lineage_from_source_to_marts(postgres_warehouse_url, tmp_path / "lake")
     _password_never_logged(postgres_warehouse_url, capfd, caplog, [airflow_home, tmp_path / "lake"])
+
+
+def _lineage_from_source_to_marts(url: str, lake: Path) -> None:
+    """The OpenLineage events of the run (the provider's listener, the file transport set in
+    tests/conftest.py) chain the source tables through the lake to the warehouse marts."""
+    from urllib.parse import urlsplit
+
+    from tests.conftest import OPENLINEAGE_EVENTS
+
+    parts = urlsplit(url)
+    namespace, db = f"postgres://{parts.hostname}:{parts.port}", parts.path.strip("/")
+    events = [json.loads(line) for line in OPENLINEAGE_EVENTS.read_text().splitlines()]
+
+    def datasets(task: str, side: str) -> set[tuple[str, str]]:
+        done = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"customer_metrics.{task}"
+                and any(d["namespace"] == namespace for d in e["inputs"] + e["outputs"])]
+        assert done, f"no COMPLETE OpenLineage event of {task} for {namespace} in {OPENLINEAGE_EVENTS}"
+        return {(d["namespace"], d["name"]) for d in done[-1][side]}
+
+    sources = {"customers", "products", "orders", "order_items", "interactions", "marketing_spend"}
+    assert datasets("extract", "inputs") == {(namespace, f"{db}.crm.{t}") for t in sources}
+    root = str(lake.absolute())
+    assert datasets("extract", "outputs") == {("file", f"{root}/raw/{t}") for t in sources}
+    assert datasets("extract", "outputs") == datasets("validate_raw", "inputs")
+    assert {("file", f"{root}/clean/orders"), ("file", f"{root}/derived/customer_day")} <= datasets("build_marts", "inputs")
+    assert datasets("build_marts", "inputs") <= datasets("validate_raw", "outputs")
+    assert datasets("build_marts", "outputs") == datasets("publish", "inputs")
+    published = datasets("publish", "outputs")
+    assert {(namespace, f"{db}.marts.customer_rfm"), (namespace, f"{db}.marts.cohort_retention")} <= published
+    assert len(published) == 12
+    # the dataset carries the contract's columns and comments (a catalog's schema view)
+    orders = next(d for e in events if e["job"]["name"] == "customer_metrics.extract" for d in e["inputs"]
+                  if d["name"] == f"{db}.crm.orders")
+    fields = {f["name"]: f for f in orders["facets"]["schema"]["fields"]}
+    assert {"order_id", "customer_id", "ordered_at", "updated_at"} <= set(fields)
+    assert "incremental" in fields["updated_at"]["description"]
 
 
 def _password_never_logged(
