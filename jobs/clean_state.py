@@ -150,11 +150,19 @@ def _tagged(spark: SparkSession, fn: Any) -> str:
     return tag
 
 
-def rebuild(spark: SparkSession, lake: Lake, path: str, rows: DataFrame, what: str) -> int:
-    """Replace the whole table with `rows` (created if missing): one commit. Returns its version."""
+def rebuild(spark: SparkSession, lake: Lake, path: str, rows: DataFrame, what: str,
+            properties: dict[str, str] | None = None) -> int:
+    """Replace the whole table with `rows` (created if missing, with the Delta table `properties`):
+    one commit. Returns its version."""
+
+    def write() -> None:
+        writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        for key, value in (properties or {}).items():
+            writer = writer.option(key, value)
+        writer.save(path)
 
     def commit() -> str:
-        return _tagged(spark, lambda: rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path))
+        return _tagged(spark, write)
 
     before = _version(lake, path)
     tag = retry_conflicts(what, commit)
