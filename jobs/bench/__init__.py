@@ -623,7 +623,7 @@ def print_table(result: dict[str, Any]) -> None:
     inc = result["incremental"]
     summary = f"incremental: next-day extract / full extract = {inc['extract_ratio']:.3f}"
     if inc.get("update_ratio") is not None:
-        summary += (f"; next day's extract + clean layer / full = {inc['update_day_seconds']:.1f} / "
+        summary += (f"; next day's extract + validate_raw (clean layer, customer_day) / full = {inc['update_day_seconds']:.1f} / "
                     f"{inc['update_full_seconds']:.1f} s = {inc['update_ratio']:.3f}")
     if inc.get("run_ratio") is not None:
         summary += f"; whole next-day run / full run = {inc['run_ratio']:.2f}"

@@ -159,17 +159,18 @@ def _lineage_from_source_to_marts(url: str, lake: Path) -> None:
 
     parts = urlsplit(url)
     namespace, db = f"postgres://{parts.hostname}:{parts.port}", parts.path.strip("/")
+    root = str(lake.absolute())
     events = [json.loads(line) for line in OPENLINEAGE_EVENTS.read_text().splitlines()]
 
     def datasets(task: str, side: str) -> set[tuple[str, str]]:
+        """The task's datasets in its last COMPLETE event of this run (its lake is this test's)."""
         done = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"customer_metrics.{task}"
-                and any(d["namespace"] == namespace for d in e["inputs"] + e["outputs"])]
-        assert done, f"no COMPLETE OpenLineage event of {task} for {namespace} in {OPENLINEAGE_EVENTS}"
+                and any(d["name"].startswith(root) for d in e["inputs"] + e["outputs"])]
+        assert done, f"no COMPLETE OpenLineage event of {task} for the lake {root} in {OPENLINEAGE_EVENTS}"
         return {(d["namespace"], d["name"]) for d in done[-1][side]}
 
     sources = {"customers", "products", "orders", "order_items", "interactions", "marketing_spend"}
     assert datasets("extract", "inputs") == {(namespace, f"{db}.crm.{t}") for t in sources}
-    root = str(lake.absolute())
     assert datasets("extract", "outputs") == {("file", f"{root}/raw/{t}") for t in sources}
     assert datasets("extract", "outputs") == datasets("validate_raw", "inputs")
     assert {("file", f"{root}/clean/orders"), ("file", f"{root}/derived/customer_day")} <= datasets("build_marts", "inputs")
