@@ -30,6 +30,7 @@ from jobs.clean_changes import SOURCES, changed_scope, feeds_changes, null_safe_
 from jobs.clean_state import (
     CUSTOMER_DAY,
     MISSING,
+    TIME_ORDER,
     Record,
     find_base,
     raw_versions,
@@ -108,7 +109,7 @@ class CleanPlan:
         if self.base is None:
             if name.startswith("rejected/") and not self.lake.has_table(path) and rows.isEmpty():
                 return MISSING  # a Delta commit costs about a second: none for nothing to reject
-            return rebuild(spark, self.lake, path, rows, name)
+            return rebuild(spark, self.lake, path, rows, name, order_by=TIME_ORDER.get(name))
         if table in CURRENT:
             key = list(SOURCE_BY_NAME[table].key)
             keys = self.current_keys[table]
@@ -118,7 +119,8 @@ class CleanPlan:
             key = [SCOPE_COLUMN[table]]
             ids = self.scope.order_ids if table != "interactions" else self.scope.interaction_ids
             keys, moved = ids.withColumnRenamed("_scope_id", key[0]), rows
-        return replace_keys(spark, self.lake, path, moved, keys, key, self.base.versions.get(name, MISSING), name)
+        return replace_keys(spark, self.lake, path, moved, keys, key, self.base.versions.get(name, MISSING), name,
+                            order_by=TIME_ORDER.get(name))
 
     def release(self) -> None:
         self.inputs.release()

@@ -24,7 +24,16 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.clean_state import CUSTOMER_DAY, MISSING, Record, read_state, rebuild, replace_keys, snapshot_record
+from jobs.clean_state import (
+    CUSTOMER_DAY,
+    MISSING,
+    TIME_ORDER,
+    Record,
+    read_state,
+    rebuild,
+    replace_keys,
+    snapshot_record,
+)
 from jobs.lake import Lake
 from jobs.metrics.customer_day import customer_day
 from jobs.metrics.orders import order_facts
@@ -87,7 +96,7 @@ def move_customer_day(spark: SparkSession, lake: Lake, base: Record | None, vers
     base_version = base.versions.get(CUSTOMER_DAY, MISSING) if base is not None else MISSING
     if base is None or scope is None or base_version == MISSING:
         rows = customer_day_rows(spark, lake, versions)
-        return rebuild(spark, lake, path, rows, CUSTOMER_DAY, TABLE_PROPERTIES)
+        return rebuild(spark, lake, path, rows, CUSTOMER_DAY, TABLE_PROPERTIES, order_by=TIME_ORDER[CUSTOMER_DAY])
     keys = moved_days(spark, lake, base, versions, scope).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = customer_day_rows(spark, lake, versions, F.broadcast(keys))

@@ -102,8 +102,9 @@ def snapshot_rows(lake: Lake, path: str, snapshot: date) -> int:
     return sum(int(n or 0) for part, n in zip(parts, rows, strict=True) if part is not None and str(part) == snapshot.isoformat())
 
 
-def optimize(spark: SparkSession, path: str) -> None:
-    spark.sql(f"OPTIMIZE delta.`{path}`")
+def optimize(spark: SparkSession, path: str, zorder_by: str | None = None) -> None:
+    """Compact small files (OPTIMIZE); Z-ordered by `zorder_by` to keep a time-ordered layout."""
+    spark.sql(f"OPTIMIZE delta.`{path}`" + (f" ZORDER BY (`{zorder_by}`)" if zorder_by else ""))
 
 
 def vacuum(spark: SparkSession, path: str, retain_hours: float) -> None:

@@ -19,7 +19,7 @@ from datetime import timedelta
 import pyarrow.fs as pafs
 from pyspark.sql import SparkSession
 
-from jobs.clean_state import current_versions, find_base, write_record
+from jobs.clean_state import TIME_ORDER, current_versions, find_base, state_tables, write_record
 from jobs.config import lake_root
 from jobs.delta import optimize, vacuum
 from jobs.lake import Lake
@@ -51,14 +51,16 @@ def delta_tables(lake: Lake) -> list[str]:
 
 
 def maintain(spark: SparkSession, lake: Lake, retain: timedelta) -> MaintainResult:
-    """Compact every table (OPTIMIZE), then VACUUM with `retain`."""
+    """Compact every table (OPTIMIZE; the state tables Z-ordered by their time column, see
+    jobs.clean_state.TIME_ORDER), then VACUUM with `retain`."""
     hours = retain.total_seconds() / 3600
     # Delta refuses a window shorter than a week unless told: readers older than the window break
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", str(hours >= DEFAULT_RETAIN_HOURS).lower())
     result = MaintainResult()
     held = find_base(lake, None)
+    order = {path: TIME_ORDER[name] for name, path in state_tables(lake).items() if name in TIME_ORDER}
     for path in delta_tables(lake):
-        optimize(spark, path)
+        optimize(spark, path, order.get(path))
         vacuum(spark, path, hours)
         result.tables.append(path)
         log.info("maintained %s", path)

@@ -1,4 +1,4 @@
-"""Assemble the report page: header numbers, charts and quality tables in one HTML string.
+"""Assemble the report page: header numbers, charts and quality tables, through a Jinja2 template.
 
 plotly.js is embedded once, inline, in the page's head, so the file works offline; each figure
 is a div with a fixed id (`chart-<key>`) and no wall-clock time appears anywhere, so the same
@@ -7,17 +7,21 @@ marts always give the same bytes.
 
 from __future__ import annotations
 
-import html
 from decimal import Decimal
 from typing import Any
 
 import plotly.io as pio
+from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from jobs.report.charts import Chart
 from jobs.report.data import ReportData, as_decimal_text
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# autoescaped: every value from the marts is text; only our own markup (captions, notes, the
+# section notes, plotly's figures) is passed as safe
+TEMPLATES = Environment(loader=PackageLoader("jobs.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                        keep_trailing_newline=False)
 
 # header cards: portfolio_summary column, label, format
 HEADLINES = (
@@ -116,18 +120,11 @@ def fmt(value: Any, kind: str) -> str:
     return f"{float(value):.3f}"
 
 
-def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _chart_html(chart: Chart) -> str:
-    cls = "card wide" if chart.wide else "card"
-    head = f'<div class="{cls}" data-chart="{chart.key}"><h3>{_esc(chart.title)}</h3>'
-    if chart.caption:
-        head += f'<p class="caption">{chart.caption}</p>'
+def _chart_body(chart: Chart) -> str | None:
+    """The figure's div and script (plotly's own HTML), or None for a chart shown as a note."""
     if chart.figure is None:
-        return f'{head}<div class="note" id="note-{chart.key}">{chart.note or ""}</div></div>'
-    body = pio.to_html(
+        return None
+    return str(pio.to_html(
         chart.figure,
         config=PLOTLY_CONFIG,
         include_plotlyjs=False,
@@ -135,82 +132,33 @@ def _chart_html(chart: Chart) -> str:
         div_id=f"chart-{chart.key}",
         default_height=f"{chart.height}px",
         default_width="100%",
-    )
-    return f"{head}{body}</div>"
+    ))
 
 
-def _header(data: ReportData) -> str:
+def _run_rows(data: ReportData) -> list[tuple[str, str]]:
     run = data.run
-    run_text = (
-        f"run <code>{_esc(run.run_id)}</code> ({_esc(run.outcome)})" if run.run_id else "no pipeline run recorded"
-    )
-    cards = "".join(
-        f'<div class="kpi" data-field="{col}" data-value="{_esc(as_decimal_text(data.summary[col]))}">'
-        f'<div class="label">{label}</div><div class="value">{fmt(data.summary[col], kind)}</div></div>'
-        for col, label, kind in HEADLINES
-    )
-    return (
-        f'<header><h1>Customer portfolio report</h1><div class="meta">snapshot '
-        f'<b id="snapshot-date">{data.snapshot.isoformat()}</b> &middot; {run_text} &middot; '
-        f"metrics as of the end of the day (UTC)</div>"
-        f'<div class="kpis" id="headline">{cards}</div></header>'
-    )
-
-
-def _quality_tables(data: ReportData) -> str:
-    run = data.run
-    if not run.run_id:
-        return '<div class="card"><div class="note">No marts.pipeline_runs row for this snapshot.</div></div>'
-    outcome_cls = "ok" if run.outcome == "success" else "bad"
-    rows = [
-        ("run id", f"<code>{_esc(run.run_id)}</code>"),
-        ("outcome", f'<span class="{outcome_cls}">{_esc(run.outcome)}</span>'
-         + (f" at {_esc(run.failed_step)}: {_esc(run.message)}" if run.failed_step else "")),
+    checks = f"{sum(s[2] for s in run.dq_by_suite):,} passed of {sum(s[1] for s in run.dq_by_suite):,}"
+    return [
         ("rows extracted", fmt(run.rows_extracted, "int")),
         ("rows quarantined", fmt(run.rows_quarantined, "int")),
         ("rows published", fmt(run.rows_published, "int")),
-        ("quality checks", f"{sum(s[2] for s in run.dq_by_suite):,} passed of {sum(s[1] for s in run.dq_by_suite):,}"),
+        ("quality checks", checks),
         ("total seconds", f"{sum(run.step_seconds.values()):.1f}"),
     ]
-    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    parts = [f'<div class="card"><h3>Pipeline run</h3><table id="run-table">{table}</table>']
-    if len(run.attempts) > 1:
-        att = "".join(
-            f"<tr><td><code>{_esc(r)}</code></td><td>{_esc(o)}</td><td>{_esc(s)}</td></tr>" for r, o, s in run.attempts
-        )
-        parts.append(f"<h3>All recorded attempts</h3><table><tr><th>run id</th><th>outcome</th>"
-                     f"<th>failed step</th></tr>{att}</table>")
-    if run.dq_failures:
-        fails = "".join(
-            f"<tr><td>{_esc(s)}</td><td>{_esc(e)}</td><td>{_esc(o)}</td></tr>" for s, e, o in run.dq_failures
-        )
-        parts.append(f'<h3>Failed expectations</h3><table id="dq-failures"><tr><th>suite</th><th>expectation</th>'
-                     f"<th>observed</th></tr>{fails}</table>")
-    parts.append("</div>")
-    return "".join(parts)
 
 
 def render_page(data: ReportData, sections: dict[str, list[Chart]]) -> str:
-    """The whole self-contained page."""
-    body = []
-    for key, charts in sections.items():
-        title, how, source = SECTIONS[key]
-        cards = "".join(_chart_html(c) for c in charts)
-        if key == "quality":
-            cards = _quality_tables(data) + cards
-        body.append(
-            f'<section id="section-{key}"><h2>{title}</h2><p class="read">{how}</p>'
-            f'<p class="source">source: {source}</p><div class="grid">{cards}</div></section>'
-        )
-    title = f"Customer portfolio report, snapshot {data.snapshot.isoformat()}"
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{CSS}</style>"
-        "<script type=\"text/javascript\">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
-        f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
-        f"<body>{_header(data)}<main>{''.join(body)}</main>"
-        "<footer>Generated by <code>crm-metrics report</code> from the published marts of the warehouse. "
-        "Column definitions: docs/marts.md.</footer></body></html>\n"
+    """The whole self-contained page (templates/portfolio.html.j2)."""
+    headlines = [{"field": col, "label": label, "raw": as_decimal_text(data.summary[col]), "value": fmt(data.summary[col], kind)}
+                 for col, label, kind in HEADLINES]
+    blocks = [
+        {"key": key, "title": SECTIONS[key][0], "how": SECTIONS[key][1], "source": SECTIONS[key][2],
+         "charts": [{"key": c.key, "title": c.title, "wide": c.wide, "caption": c.caption, "note": c.note or "",
+                     "body": _chart_body(c)} for c in charts]}
+        for key, charts in sections.items()
+    ]
+    page = TEMPLATES.get_template("portfolio.html.j2").render(
+        snapshot=data.snapshot.isoformat(), run=data.run, run_rows=_run_rows(data), headlines=headlines,
+        sections=blocks, css=CSS, plotly_js=get_plotlyjs(),
     )
+    return page + "\n"
