@@ -74,7 +74,11 @@ def _declare_lineage(context: dict[str, Any], step: str, ctx: Any) -> None:
     from jobs.lineage import step_lineage
 
     task = context["ti"].task
-    lineage = step_lineage(step, ctx)
+    try:
+        lineage = step_lineage(step, ctx)
+    except Exception:  # lineage is metadata: it never fails a run (a bad export URL fails in export)
+        log.warning("customer_metrics: no lineage for %s", step, exc_info=True)
+        return
     task.inlets = list(lineage.inputs)
     # the DAG's own Assets stay (they drive asset events); a retry in one process replaces, not adds
     task.outlets = [o for o in task.outlets if not isinstance(o, Dataset)] + lineage.outputs
