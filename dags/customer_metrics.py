@@ -161,7 +161,8 @@ def customer_metrics() -> None:
         failed run, once recorded, fails the task without a retry."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from jobs.pipeline import STEPS, record_step
+        from jobs.pipeline import record_step
+        from schemas.steps import STEPS
 
         ti, run_id = context["ti"], context["run_id"]
         # the steps' states as Airflow knows them: a task killed before writing its status file

@@ -26,10 +26,10 @@ from typing import Any
 
 from jobs.config import RunParams, lake_root, mask_secrets, source_url, warehouse_url
 from jobs.lake import Lake
+from schemas.steps import STEPS
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "validate_raw", "build_marts", "validate_marts", "publish", "export")
 
 
 @dataclass(frozen=True)

@@ -381,7 +381,7 @@ PIPELINE_RUNS = Table(
         c("run_id", "string", "Airflow run id (or the CLI's run id).", nullable=False),
         _SNAP,
         c("outcome", "string", "success or failed."),
-        c("failed_step", "string", "The step that failed, if any."),
+        c("failed_step", "string", "The step that failed, if any (one of schemas.steps.STEPS)."),
         c("message", "string", "Error message of the failed step (credentials masked)."),
         c("rows_extracted", "bigint", "Rows written to the lake by the extract step."),
         c("rows_quarantined", "bigint", "Rows set aside by the quality gate."),

@@ -67,13 +67,6 @@ def test_json_line_has_the_headline_figures(tiny_bench: tuple[int, dict[str, Any
                 "pandas_ratio", "duckdb_summary_seconds", "pandas_duckdb_ratio", "session_start_seconds", "extract_seconds",
                 "repeat_spark_seconds", "repeat_duckdb_seconds", "repeat_ratio"):
         assert isinstance(result[key], float) and result[key] >= 0, key
-    # the headline ratio is the metric stage; the total is both stages
-    assert result["ratio"] == pytest.approx(result["spark_seconds"] / result["duckdb_seconds"], rel=1e-2, abs=1e-3)
-    assert result["repeat_ratio"] == pytest.approx(result["repeat_spark_seconds"] / result["repeat_duckdb_seconds"], rel=1e-2, abs=1e-3)
-    assert result["total_spark_seconds"] == pytest.approx(result["inputs_spark_seconds"] + result["spark_seconds"], abs=2e-3)
-    assert result["total_duckdb_seconds"] == pytest.approx(result["inputs_duckdb_seconds"] + result["duckdb_seconds"], abs=2e-3)
-    assert result["pandas_ratio"] == pytest.approx(result["pandas_seconds"] / result["spark_summary_seconds"], rel=1e-2, abs=1e-3)
-    assert result["pandas_duckdb_ratio"] == pytest.approx(result["pandas_seconds"] / result["duckdb_summary_seconds"], rel=1e-2, abs=1e-3)
     assert list(result)[:4] == ["lines", "spark_seconds", "duckdb_seconds", "ratio"]
     assert set(result["spark_mart_seconds"]) == {"customer_profitability", "customer_rfm", "cohort_retention"}
     assert result["pipeline"] is None  # --skip-pipeline

@@ -95,16 +95,20 @@ def test_retyped_column_fails_naming_it(source: str, tmp_path: Path, spark: Any)
 
 
 @pytest.mark.parametrize(
-    ("bad_date", "reason"),
+    "bad_date",
     [
-        ("2024-13-01", "month must be in 1..12"),
-        ("2024-01-01'; DROP TABLE crm.orders; --", "expected YYYY-MM-DD"),
-        ("yesterday", "expected YYYY-MM-DD"),
-        ("20240101", "expected YYYY-MM-DD"),  # Python's own parser takes it; the CLI takes one spelling
+        "2024-13-01",
+        "2024-01-01'; DROP TABLE crm.orders; --",
+        "yesterday",
+        "20240101",  # Python's own parser takes it; the CLI takes one spelling
+        "2024-02-30",
     ],
 )
-def test_hostile_date_parameter_is_refused(bad_date: str, reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_date_parameter_is_refused(bad_date: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before anything runs: exit 2, naming the argument, the value and the spelling wanted."""
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--date", bad_date])
     assert exit_info.value.code == 2
-    assert f"argument --date: {bad_date!r} is not a date: {reason}, e.g. 2024-12-31" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"argument --date: {bad_date!r} is not a date" in err
+    assert "e.g. 2024-12-31" in err

@@ -446,7 +446,8 @@ class Bench:
         return data
 
     def _pipeline(self, sampler: Any, snapshot: date, lake: Path, full_refresh: bool, label: str) -> dict[str, Any]:
-        from jobs.pipeline import STEPS, RunContext, run_all, step_statuses
+        from jobs.pipeline import RunContext, run_all, step_statuses
+        from schemas.steps import STEPS
 
         ctx = RunContext.create(snapshot, run_id=f"bench__{snapshot.isoformat()}", warehouse=self.warehouse,
                                 lake=str(lake), params={"full_refresh": full_refresh})

@@ -56,10 +56,6 @@ def cohort_retention(months: DataFrame, cohorts: DataFrame, snapshot: date) -> D
     snap = F.lit(snapshot.isoformat()).cast("date")
     snap_month = F.trunc(snap, "month")
     keys = ["cohort_month", "acquisition_channel"]
-    if "last_active_month" not in cohorts.columns:
-        # cohorts built without it: the last month with a purchase, from the months themselves
-        last = months.where("active").groupBy("customer_id").agg(F.max("month").alias("last_active_month"))
-        cohorts = cohorts.join(last, "customer_id", "left")
     cm = months.join(cohorts.select("customer_id", *keys), "customer_id").withColumn(
         "period", _months_between(F.col("month"), F.col("cohort_month"))
     )

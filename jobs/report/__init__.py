@@ -24,6 +24,7 @@ from pathlib import Path
 
 from jobs.config import iso_date
 from jobs.report.data import ReportError, no_marts_message
+from schemas.steps import STEPS
 
 __all__ = ["ReportError", "build_html", "configure", "default_output", "no_marts_message", "run", "write_report"]
 
@@ -37,7 +38,6 @@ def default_output(snapshot: date) -> Path:
 
 def build_html(warehouse_url: str, snapshot: date) -> str:
     """The report page for `snapshot` as a string; ReportError if the snapshot has no marts."""
-    from jobs.pipeline import STEPS
     from jobs.report.charts import all_charts
     from jobs.report.data import load_report_data
     from jobs.report.page import render_page

@@ -1,6 +1,7 @@
 """A BI-style client: SQLAlchemy, logged in as a member of crm_bi_reader, runs the queries a
 dashboard would (retention curves by channel, top segments, the whale curve) against PostgreSQL
-marts published by the real publish step. The answers equal Spark's over the lake's marts."""
+marts published by the real publish step. The answers are checked against what holds by
+definition, against the source, and against the same SQL on the DuckDB marts."""
 
 from __future__ import annotations
 
@@ -8,19 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from jobs.lake import Lake
 from jobs.publish import publish
-from jobs.transform import read_mart
 from jobs.warehouse import open_warehouse
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 RETENTION_BY_CHANNEL = """
     SELECT acquisition_channel, period,
-           sum(active_customers)::float / sum(cohort_size) AS retention
+           sum(active_customers)::double precision / sum(cohort_size) AS retention
     FROM marts.cohort_retention_latest
     WHERE acquisition_channel <> 'all' AND is_complete_period
     GROUP BY acquisition_channel, period
@@ -62,50 +60,57 @@ def dashboard_url(published_warehouse: dict[str, Any], postgres_server: Any) -> 
     return "postgresql+psycopg://looker:looker-pw@" + admin_url.split("@", 1)[1]
 
 
-def _mart(spark: SparkSession, published: dict[str, Any], name: str) -> DataFrame:
-    return read_mart(spark, Lake.at(str(published["lake"])), name, published["snapshot"])
+CUSTOMERS_BY_TIER = """
+    SELECT sum(customers) FROM marts.portfolio_breakdown
+    WHERE snapshot_date = :snapshot AND dimension = 'value_tier'
+"""
 
 
-def test_dashboard_queries_through_sqlalchemy_equal_spark(
-    dashboard_url: str, published_warehouse: dict[str, Any], spark: SparkSession
-) -> None:
+def _answers(run: Any, snapshot: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """The dashboard's answers through `run(sql, params)`."""
+    return {
+        "retention": run(RETENTION_BY_CHANNEL, {}),
+        "segments": run(TOP_SEGMENTS, {"snapshot": snapshot}),
+        "whale": run(WHALE_CURVE, {"snapshot": snapshot}),
+        "tier_customers": run(CUSTOMERS_BY_TIER, {"snapshot": snapshot}),
+    }
+
+
+def test_dashboard_queries_through_sqlalchemy(dashboard_url: str, published_warehouse: dict[str, Any]) -> None:
+    """Checked against what holds by definition and against the source, then against the same
+    SQL on the DuckDB warehouse the pipeline published to (another engine, same marts)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(dashboard_url)
     snapshot = published_warehouse["snapshot"]
     with engine.connect() as conn:
-        retention = [tuple(r) for r in conn.execute(text(RETENTION_BY_CHANNEL))]
-        segments = [tuple(r) for r in conn.execute(text(TOP_SEGMENTS), {"snapshot": snapshot})]
-        whale = [tuple(r) for r in conn.execute(text(WHALE_CURVE), {"snapshot": snapshot})]
+        got = _answers(lambda sql, params: [tuple(r) for r in conn.execute(text(sql), params)], snapshot)
     engine.dispose()
 
-    cohorts = _mart(spark, published_warehouse, "cohort_retention")
-    expected_retention = (
-        cohorts.where((F.col("acquisition_channel") != "all") & F.col("is_complete_period"))
-        .groupBy("acquisition_channel", "period")
-        .agg((F.sum("active_customers") / F.sum("cohort_size")).alias("retention"))
-        .orderBy("acquisition_channel", "period")
-        .collect()
-    )
-    assert len(retention) == len(expected_retention) > 10
-    assert len({r[0] for r in retention}) >= 3  # several channels, several periods each
-    for got, want in zip(retention, expected_retention, strict=True):
-        assert got[:2] == (want["acquisition_channel"], want["period"])
-        assert got[2] == pytest.approx(want["retention"], abs=1e-12)
-
-    breakdown = _mart(spark, published_warehouse, "portfolio_breakdown")
-    expected_segments = [
-        (r["segment"], r["customers"], r["revenue"])
-        for r in breakdown.where(F.col("dimension") == "value_tier").orderBy(F.desc("revenue"), "segment").limit(3).collect()
-    ]
-    assert segments == expected_segments and len(segments) == 3
-    assert all(isinstance(r[2], Decimal) for r in segments)  # money stays exact for the BI tool
-
-    curve = _mart(spark, published_warehouse, "whale_curve").orderBy("percentile").collect()
-    assert [(r[0], pytest.approx(r[1], abs=1e-12)) for r in whale] == [
-        (r["percentile"], r["cumulative_profit_share"]) for r in curve
-    ]
+    retention = got["retention"]
+    assert len(retention) > 10 and len({r[0] for r in retention}) >= 3  # several channels, several periods each
+    # a cohort is the customers whose first purchase fell in its month: all of them active in period 0
+    assert {r[2] for r in retention if r[1] == 0} == {1.0}
+    assert all(0.0 <= r[2] <= 1.0 for r in retention)
+    whale = got["whale"]
+    assert [r[0] for r in whale] == list(range(1, 101))
+    assert whale[-1][1] == pytest.approx(1.0, abs=1e-12)  # all buyers together earn all the profit
     assert max(r[1] for r in whale) > 1.0  # the whale: the most profitable customers earn more than all
+    segments = got["segments"]
+    assert len(segments) == 3 and all(isinstance(r[2], Decimal) for r in segments)  # money stays exact
+    assert [r[2] for r in segments] == sorted((r[2] for r in segments), reverse=True)
+    # every customer of the source sits in exactly one value tier (prospects included)
+    source = open_warehouse(str(published_warehouse["warehouse"]))
+    assert got["tier_customers"] == [(source.scalar("SELECT count(*) FROM crm.customers"),)]
+
+    duckdb = _answers(
+        lambda sql, params: [tuple(r) for r in source.query(sql.replace(":snapshot", "?"), list(params.values()))], snapshot
+    )
+    assert got["segments"] == duckdb["segments"] and got["tier_customers"] == duckdb["tier_customers"]
+    for name in ("retention", "whale"):
+        assert len(got[name]) == len(duckdb[name])
+        for mine, theirs in zip(got[name], duckdb[name], strict=True):
+            assert mine[:-1] == theirs[:-1] and mine[-1] == pytest.approx(theirs[-1], abs=1e-12), name
 
 
 def test_the_dashboard_login_cannot_write_or_read_sources(dashboard_url: str) -> None:

@@ -52,7 +52,7 @@ def test_retried_failures_and_reruns_give_identical_marts(
     """Every task fails once (retries = 2 absorb it); then the date runs again without faults:
     both give the same marts, row for row."""
     from jobs.airflow_local import run_dag
-    from jobs.pipeline import STEPS
+    from schemas.steps import STEPS
 
     monkeypatch.setenv("CRM_METRICS_FAIL_AT", ",".join(f"step_{s}" for s in STEPS))
     monkeypatch.setenv("CRM_METRICS_FAIL_ONCE_DIR", str(tmp_path / "faults"))
