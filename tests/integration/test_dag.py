@@ -155,6 +155,7 @@ def _lineage_from_source_to_marts(url: str, lake: Path) -> None:
     tests/conftest.py) chain the source tables through the lake to the warehouse marts."""
     from urllib.parse import urlsplit
 
+    from schemas.marts import METRIC_MARTS
     from tests.conftest import OPENLINEAGE_EVENTS
 
     parts = urlsplit(url)
@@ -172,13 +173,13 @@ def _lineage_from_source_to_marts(url: str, lake: Path) -> None:
     sources = {"customers", "products", "orders", "order_items", "interactions", "marketing_spend"}
     assert datasets("extract", "inputs") == {(namespace, f"{db}.crm.{t}") for t in sources}
     assert datasets("extract", "outputs") == {("file", f"{root}/raw/{t}") for t in sources}
-    assert datasets("extract", "outputs") == datasets("validate_raw", "inputs")
-    assert {("file", f"{root}/clean/orders"), ("file", f"{root}/derived/customer_day")} <= datasets("build_marts", "inputs")
-    assert datasets("build_marts", "inputs") <= datasets("validate_raw", "outputs")
-    assert datasets("build_marts", "outputs") == datasets("publish", "inputs")
-    published = datasets("publish", "outputs")
-    assert {(namespace, f"{db}.marts.customer_rfm"), (namespace, f"{db}.marts.cohort_retention")} <= published
-    assert len(published) == 12
+    assert datasets("validate_raw", "inputs") == {("file", f"{root}/raw/{t}") for t in sources}
+    clean = {("file", f"{root}/clean/{t}") for t in sources}
+    assert clean <= datasets("validate_raw", "outputs")
+    assert datasets("build_marts", "inputs") == clean | {("file", f"{root}/derived/customer_day")}
+    lake_marts = {("file", f"{root}/marts/{t.name}") for t in METRIC_MARTS}
+    assert datasets("build_marts", "outputs") == datasets("publish", "inputs") == lake_marts
+    assert datasets("publish", "outputs") == {(namespace, f"{db}.marts.{t.name}") for t in METRIC_MARTS}
     # the dataset carries the contract's columns and comments (a catalog's schema view)
     orders = next(d for e in events if e["job"]["name"] == "customer_metrics.extract" for d in e["inputs"]
                   if d["name"] == f"{db}.crm.orders")
