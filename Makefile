@@ -55,7 +55,7 @@ demo: install java
 # PostgreSQL, the lake on S3, a rerun keeping its history, the quarantine). Two workers, one file
 # each at a time: module and session fixtures stay within a worker.
 # --no-loadscope-reorder: files start in tests/conftest.py's order (heaviest first), not by test count
-PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=40
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 test: install system-deps lint typecheck
 	$(PYTEST) -m "not slow and not tooling"
 
