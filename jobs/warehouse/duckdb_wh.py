@@ -49,14 +49,6 @@ class DuckDBWarehouse(Warehouse):
         finally:
             conn.close()
 
-    def columns(self, schema: str, table: str) -> dict[str, str]:
-        rows = self.query(
-            "SELECT column_name, lower(data_type) FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, table],
-        )
-        return {r[0]: r[1] for r in rows}
-
     def load_arrow(self, conn: Any, schema: str, table: Table, data: pa.Table | Iterable[pa.RecordBatch]) -> int:
         total = 0
         batches = data.to_batches() if isinstance(data, pa.Table) else data
