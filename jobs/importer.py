@@ -48,10 +48,13 @@ revenue and a fully refunded order is not a purchase.
 Times are UTC by contract: date-only values mean midnight UTC; ISO values with a zone offset are
 converted to UTC.
 
-Everything in the happy path is vectorised (pyarrow and numpy, no per-row Python); validation
-finds the first bad row with vectorised checks and only then scans the file to report its physical
-line number. Errors raise `TransactionFileError` naming the line (CSV) or row (Parquet), the column
-and the value.
+Reading and validation run in DuckDB: CSV with a single-character delimiter through `read_csv`
+(explicit all-VARCHAR columns, `store_rejects` for malformed lines with their physical line);
+whitespace-delimited files read one line per value and split in SQL; Parquet through pyarrow.
+Each value is typed in SQL (`try_cast`, `try_strptime` with --date-format) and every rule is a SQL
+predicate; one scan finds the first failing row of each. Building the tables is numpy and pyarrow.
+Everything in the happy path is vectorised (no per-row Python). Errors raise `TransactionFileError`
+naming the physical line (CSV) or row (Parquet), the column and the value.
 """
 
 from __future__ import annotations
@@ -63,17 +66,17 @@ import io
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from schemas.source import (
@@ -121,8 +124,12 @@ _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 _AT_MOST_TWO_DECIMALS = r"^[+-]?\d*(\.\d{0,2}0*)?$"
 _AT_MOST_12_INTEGER_DIGITS = r"^[+-]?0*\d{0,12}(\.|$)"
 _INTEGER = r"^[+-]?\d+$"
-_NO_DELIMITER = "\x1f"  # whitespace files are read one line per value, then split in Arrow
+_NO_DELIMITER = "\x1f"  # whitespace files are read one line per value, then split in SQL
 _SAMPLE_TIME = datetime(2024, 1, 31, 13, 45, 0)
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+# SQL for the characters Python's str.strip() removes in ASCII (trim() alone removes spaces only).
+_WHITESPACE_CHARS_SQL = "(' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
 
 
 class TransactionFileError(ValueError):
@@ -210,8 +217,10 @@ class ImportStats:
         )
 
 
+
+
 # --------------------------------------------------------------------------------------------
-# Reading: one table of text (CSV) or native (Parquet) columns, named by role
+# Reading into DuckDB: a raw table of text (CSV) or native (Parquet) columns, named by role
 # --------------------------------------------------------------------------------------------
 @dataclass
 class _Source:
@@ -223,50 +232,56 @@ class _Source:
     delimiter: str = ","
     encoding: str = "utf8"
     role_to_source: dict[str, str] = field(default_factory=dict)
+    # Data row (0-based) -> physical line; set by the CSV readers, asked on the error path only.
+    locate: Callable[[int], int] | None = None
 
     def where(self, row: int) -> str:
-        if self.kind == "parquet":
+        if self.kind == "parquet" or self.locate is None:
             return f"{self.path.name} row {row + 1}"
-        return f"{self.path.name} line {self.line_number(row)}"
+        return f"{self.path.name} line {self.locate(row)}"
 
     def column(self, role: str) -> str:
         return self.role_to_source.get(role, role)
 
-    def line_number(self, row: int) -> int:
-        """Physical line of data row `row` (0-based), skipping the header and empty lines.
 
-        Only called on the error path: it scans the file in Python.
-        """
-        number = 0
-        seen = -1
-        with _open_binary(self.path) as f:
-            for number, raw in enumerate(f, start=1):
-                if number <= self.header_lines or _is_empty_line(raw, self.delimiter):
-                    continue
-                seen += 1
-                if seen == row:
-                    return number
-        return number
-
-    def first_line_with_wrong_width(self, expected: int) -> tuple[int, str] | None:
-        """The first data line whose field count differs from `expected` (error path only)."""
-        with _open_binary(self.path) as f:
-            for number, raw in enumerate(f, start=1):
-                if number <= self.header_lines or _is_empty_line(raw, self.delimiter):
-                    continue
-                text = raw.decode(_python_encoding(self.encoding), errors="replace").rstrip("\r\n")
-                if len(_split_line(text, self.delimiter)) != expected:
-                    return number, text
-        return None
+def _fail(source: _Source, row: int, role: str, problem: str) -> TransactionFileError:
+    return TransactionFileError(f"{source.where(row)}, column {source.column(role)!r}: {problem}")
 
 
 @dataclass
 class _RawTable:
-    table: pa.Table  # columns named by role
+    """The temp table `raw` on `con`: `_row` plus one column per role found in the file."""
+
+    con: duckdb.DuckDBPyConnection
     source: _Source
     header: bool
+    rows: int
+    types: dict[str, str]  # role -> DuckDB type of its raw column
 
 
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    # Zoned values become naive UTC when cast to TIMESTAMP only when the session zone is UTC.
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _first(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a result, or None; reads it to the end (DuckDB wants results finished)."""
+    rows = result.fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+def _finish(con: duckdb.DuckDBPyConnection, source: _Source, header: bool) -> _RawTable:
+    described = con.execute("DESCRIBE raw").fetchall()
+    types = {str(r[0]): str(r[1]) for r in described if not str(r[0]).startswith("_")}
+    count = _first(con.execute("SELECT count(*) FROM raw"))
+    return _RawTable(con, source, header, int(count[0]) if count else 0, types)
+
+
+# --------------------------------------------------------------------------------------------
+# Small text helpers (the first line only: header detection and delimiter hints)
+# --------------------------------------------------------------------------------------------
 def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
@@ -277,10 +292,11 @@ def _python_encoding(encoding: str) -> str:
     return "utf-8-sig" if encoding.lower().replace("-", "") in ("utf8", "utf8sig") else encoding
 
 
-def _is_empty_line(raw: bytes, delimiter: str) -> bool:
-    if delimiter == WHITESPACE:
-        return not raw.strip()
-    return not raw.rstrip(b"\r\n")
+def _duckdb_encoding(encoding: str) -> str:
+    """DuckDB's name for an encoding (it knows utf-8, utf-16 and latin-1 built in)."""
+    key = encoding.lower().replace("-", "").replace("_", "")
+    names = {"utf8": "utf-8", "utf8sig": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso88591": "latin-1"}
+    return names.get(key, encoding)
 
 
 def _split_line(text: str, delimiter: str) -> list[str]:
@@ -345,6 +361,7 @@ def _missing_roles_error(
     defaults: dict[str, str],
     first_line: str | None,
     needed: int,
+    role_options: dict[str, str],
 ) -> TransactionFileError:
     what = ", ".join(repr(wanted.get(r) or defaults.get(r, r)) for r in missing)
     if first_line is not None and len(names) < needed:
@@ -354,7 +371,7 @@ def _missing_roles_error(
             f"{_describe_delimiter(source.delimiter)} but at least {needed} are needed "
             f"(missing {what}); the line reads {first_line!r}.{hint}"
         )
-    options = ", ".join(f"{_ROLE_OPTION.get(r, r)} NAME" for r in missing if r in _ROLE_OPTION)
+    options = ", ".join(f"{role_options[r]} NAME" for r in missing if r in role_options)
     how = f" Name the column(s) with {options}, or name all columns with --columns." if options else ""
     return TransactionFileError(
         f"{source.path.name}: missing required column(s) {what}; found columns: "
@@ -389,16 +406,22 @@ def _read_first_line(path: Path, encoding: str) -> str:
         ) from None
 
 
+# --------------------------------------------------------------------------------------------
+# CSV through DuckDB
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Wanted:
+    """Which roles to look for in a file's columns, and how to name them in errors."""
+
+    roles: dict[str, str | None]  # role -> configured column name (None: the default if present)
+    required: Sequence[str]
+    defaults: dict[str, str]
+    role_options: dict[str, str] = field(default_factory=dict)  # role -> CLI option naming it
+    header_probe_role: str | None = None  # with --columns: line 1 is a header when this is no number
+
+
 def _read_csv(
-    path: Path,
-    delimiter: str,
-    header: bool | None,
-    columns: tuple[str, ...] | None,
-    wanted: dict[str, str | None],
-    required: Sequence[str],
-    defaults: dict[str, str],
-    encoding: str,
-    header_probe_role: str | None,
+    path: Path, delimiter: str, header: bool | None, columns: tuple[str, ...] | None, wanted: _Wanted, encoding: str
 ) -> _RawTable:
     source = _Source(path=path, kind="csv", delimiter=delimiter, encoding=encoding)
     first_line = _read_first_line(path, encoding)
@@ -424,12 +447,13 @@ def _read_csv(
                 f"({', '.join(names)}); the line reads {first_line!r}.{hint}"
             )
         if header is None:
+            probe_role = wanted.header_probe_role
             probe = (
-                _resolve_roles(names, {header_probe_role: wanted.get(header_probe_role)}, defaults)
-                if header_probe_role
+                _resolve_roles(names, {probe_role: wanted.roles.get(probe_role)}, wanted.defaults)
+                if probe_role
                 else {}
             )
-            probe_name = probe.get(header_probe_role or "")
+            probe_name = probe.get(probe_role or "")
             header = probe_name is not None and not re.match(_NUMBER, first_fields[names.index(probe_name)])
     else:
         if header is False:
@@ -438,110 +462,163 @@ def _read_csv(
         names = first_fields
 
     source.header_lines = 1 if header else 0
-    roles = _resolve_roles(names, wanted, defaults)
-    missing = [r for r in wanted if r not in roles and (r in required or wanted[r] is not None)]
+    roles = _resolve_roles(names, wanted.roles, wanted.defaults)
+    missing = [r for r in wanted.roles if r not in roles and (r in wanted.required or wanted.roles[r] is not None)]
     if missing:
-        needed = len([r for r in wanted if r in required or wanted[r] is not None])
+        needed = len([r for r in wanted.roles if r in wanted.required or wanted.roles[r] is not None])
         raise _missing_roles_error(
-            source, names, missing, wanted, defaults, first_line if header else None, needed
+            source,
+            names,
+            missing,
+            wanted.roles,
+            wanted.defaults,
+            first_line if header else None,
+            needed,
+            wanted.role_options,
         )
     source.role_to_source = roles
 
+    con = _connect()
     if delimiter == WHITESPACE:
-        table = _read_whitespace_columns(source, names, roles)
+        _read_whitespace_columns(con, source, names, roles)
     else:
-        table = _read_delimited_columns(source, names, roles)
-    return _RawTable(table, source, header=bool(header))
+        _read_delimited_columns(con, source, names, roles)
+    return _finish(con, source, bool(header))
 
 
-def _read_delimited_columns(source: _Source, names: list[str], roles: dict[str, str]) -> pa.Table:
-    """The role columns of a delimited file, as text, read by Arrow's CSV reader."""
-    # Unique internal names: the file's own names may repeat or clash with role names.
-    internal = [f"c{i}" for i in range(len(names))]
-    include = {role: internal[names.index(col)] for role, col in roles.items()}
-    problem: dict[str, Any] = {}
-
-    def on_invalid_row(row: Any) -> str:
-        problem.setdefault("row", (row.expected_columns, row.actual_columns, row.text))
-        return "error"
-
-    try:
-        table = pacsv.read_csv(
-            str(source.path),
-            read_options=_csv_read_options(source, internal),
-            parse_options=pacsv.ParseOptions(
-                delimiter=source.delimiter, quote_char='"', invalid_row_handler=on_invalid_row
-            ),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=list(include.values()),
-                column_types={c: pa.string() for c in include.values()},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        if "row" not in problem:
-            raise TransactionFileError(f"{source.path.name}: cannot read as CSV: {exc}") from None
-        expected, actual, text = problem["row"]
-        located = source.first_line_with_wrong_width(expected)
-        where = f"{source.path.name} line {located[0]}" if located else source.path.name
-        raise TransactionFileError(
-            f"{where}: expected {expected} columns separated by {_describe_delimiter(source.delimiter)} "
-            f"but found {actual}; the line reads {located[1] if located else text!r}"
-        ) from None
-    return table.select(list(include.values())).rename_columns(list(include.keys()))
+def _lines_sql(encoding: str) -> tuple[str, list[object]]:
+    """read_csv of a file as one VARCHAR per physical line (an empty line is one NULL value)."""
+    sql = (
+        "read_csv($path, columns = {'line': 'VARCHAR'}, delim = $nodelim, quote = '', escape = '', "
+        "header = false, auto_detect = false, encoding = $encoding)"
+    )
+    return sql, [_NO_DELIMITER, _duckdb_encoding(encoding)]
 
 
-def _read_whitespace_columns(source: _Source, names: list[str], roles: dict[str, str]) -> pa.Table:
-    """The role columns of a file whose fields are separated by runs of whitespace (CDNOW).
+def _read_delimited_columns(
+    con: duckdb.DuckDBPyConnection, source: _Source, names: list[str], roles: dict[str, str]
+) -> None:
+    """The role columns of a delimited file, as text, read by DuckDB's read_csv into `raw`.
 
-    Arrow reads each line as one value; Arrow's whitespace split then makes the fields, all in C++.
-    Blank lines are skipped, as in the line numbering of error messages.
+    Malformed lines (too few or too many fields, bad quoting or encoding) land in the rejects
+    table with their physical line; the first one is the error.
     """
+    # Unique internal names: the file's own names may repeat or clash with role names or SQL.
+    internal = [f"c{i}" for i in range(len(names))]
+    spec = ", ".join(f"'{c}': 'VARCHAR'" for c in internal)
+    picked = ", ".join(f'{internal[names.index(col)]} AS "{role}"' for role, col in roles.items())
     try:
-        lines = pacsv.read_csv(
-            str(source.path),
-            read_options=_csv_read_options(source, ["line"]),
-            parse_options=pacsv.ParseOptions(delimiter=_NO_DELIMITER, quote_char=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"line": pa.string()}, strings_can_be_null=False
-            ),
-        ).column("line")
-    except pa.ArrowInvalid as exc:
-        raise TransactionFileError(f"{source.path.name}: cannot read as text: {exc}") from None
-    trimmed = pc.utf8_trim_whitespace(lines)
-    blank = pc.equal(pc.utf8_length(trimmed), 0)
-    if pc.any(blank).as_py():
-        trimmed = trimmed.filter(pc.invert(blank))
-    fields = pc.utf8_split_whitespace(trimmed)
-    width = pc.list_value_length(fields)
-    bad = _first_true(pc.not_equal(width, len(names)))
-    if bad is not None:
-        found = width[bad].as_py()
-        text = " ".join(fields[bad].as_py())
-        raise TransactionFileError(
-            f"{source.where(bad)}: expected {len(names)} columns separated by "
-            f"{_describe_delimiter(WHITESPACE)} but found {found}; the line reads {text!r}"
+        con.execute(
+            f"CREATE TEMP TABLE raw_csv AS SELECT {picked} FROM read_csv($path, columns = {{{spec}}}, "
+            "delim = $delim, quote = '\"', escape = '\"', header = false, skip = $skip, "
+            "auto_detect = false, encoding = $encoding, "
+            "store_rejects = true, rejects_table = 'rejects', rejects_scan = 'rejects_scan')",
+            {
+                "path": str(source.path),
+                "delim": source.delimiter,
+                "skip": source.header_lines,
+                "encoding": _duckdb_encoding(source.encoding),
+            },
         )
-    return pa.table({role: pc.list_element(fields, names.index(col)) for role, col in roles.items()})
+    except duckdb.Error as exc:
+        raise TransactionFileError(f"{source.path.name}: cannot read as CSV: {_one_line(exc)}") from None
+    rejected = _first(con.execute(
+        "SELECT line, CAST(error_type AS VARCHAR), csv_line, error_message FROM rejects ORDER BY line LIMIT 1"
+    ))
+    if rejected is not None:
+        raise _rejected_line_error(source, len(names), *rejected)
+    con.execute("CREATE TEMP VIEW raw AS SELECT rowid AS _row, * FROM raw_csv")
+
+    def locate(row: int) -> int:
+        # The (row+1)-th non-empty line after the header, as DuckDB skips empty lines too.
+        lines, params = _lines_sql(source.encoding)
+        con.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS lines AS SELECT line FROM {lines}",
+            {"path": str(source.path), "nodelim": params[0], "encoding": params[1]},
+        )
+        # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
+        found = _first(con.execute(
+            "SELECT rowid + 1 FROM lines WHERE rowid >= $skip AND line IS NOT NULL "
+            "ORDER BY rowid LIMIT 1 OFFSET $row",
+            {"skip": source.header_lines, "row": row},
+        ))
+        return int(found[0]) if found else row + 1 + source.header_lines
+
+    source.locate = locate
 
 
-def _csv_read_options(source: _Source, column_names: list[str]) -> pacsv.ReadOptions:
-    return pacsv.ReadOptions(
-        column_names=column_names,
-        skip_rows=source.header_lines,
-        encoding=source.encoding,
-        block_size=16 << 20,
+def _rejected_line_error(
+    source: _Source, expected: int, line: int, error_type: str, text: str | None, message: str | None
+) -> TransactionFileError:
+    where = f"{source.path.name} line {line}"
+    shown = (text or "").strip("\r\n")
+    if error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+        found = re.search(r"Found: (\d+)", message or "")
+        actual = int(found.group(1)) if found else len(_split_line(shown, source.delimiter))
+        return TransactionFileError(
+            f"{where}: expected {expected} columns separated by {_describe_delimiter(source.delimiter)} "
+            f"but found {actual}; the line reads {shown!r}"
+        )
+    if error_type == "INVALID ENCODING":
+        return TransactionFileError(f"{where}: not valid {source.encoding} text; use --encoding")
+    return TransactionFileError(
+        f"{where}: cannot read as CSV ({error_type.lower()}: {_one_line(message or '')}); "
+        f"the line reads {shown!r}"
     )
 
 
-def _read_parquet(
-    path: Path,
-    columns: tuple[str, ...] | None,
-    wanted: dict[str, str | None],
-    required: Sequence[str],
-    defaults: dict[str, str],
-) -> _RawTable:
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _read_whitespace_columns(
+    con: duckdb.DuckDBPyConnection, source: _Source, names: list[str], roles: dict[str, str]
+) -> None:
+    """The role columns of a file whose fields are separated by runs of whitespace (CDNOW).
+
+    DuckDB reads each line as one value (numbered by its physical line); SQL trims and splits it.
+    Blank lines are skipped, as in the line numbering of error messages.
+    """
+    lines, params = _lines_sql(source.encoding)
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE lines AS SELECT line FROM {lines}",
+            {"path": str(source.path), "nodelim": params[0], "encoding": params[1]},
+        )
+        # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
+        con.execute(
+            "CREATE TEMP TABLE fields AS "
+            "SELECT row_number() OVER (ORDER BY n) - 1 AS _row, n AS _line, "
+            r"regexp_split_to_array(t, '\s+') AS f "
+            f"FROM (SELECT rowid + 1 AS n, trim(line, {_WHITESPACE_CHARS_SQL}) AS t FROM lines) "
+            "WHERE n > $skip AND t <> ''",
+            {"skip": source.header_lines},
+        )
+    except duckdb.Error as exc:
+        raise TransactionFileError(f"{source.path.name}: cannot read as text: {_one_line(exc)}") from None
+    bad = _first(con.execute(
+        "SELECT _line, len(f), array_to_string(f, ' ') FROM fields WHERE len(f) <> $n ORDER BY _row LIMIT 1",
+        {"n": len(names)},
+    ))
+    if bad is not None:
+        raise TransactionFileError(
+            f"{source.path.name} line {bad[0]}: expected {len(names)} columns separated by "
+            f"{_describe_delimiter(WHITESPACE)} but found {bad[1]}; the line reads {bad[2]!r}"
+        )
+    picked = ", ".join(f'f[{names.index(col) + 1}] AS "{role}"' for role, col in roles.items())
+    con.execute(f"CREATE TEMP VIEW raw AS SELECT _row, _line, {picked} FROM fields")
+
+    def locate(row: int) -> int:
+        found = _first(con.execute("SELECT _line FROM fields WHERE _row = $row", {"row": row}))
+        return int(found[0]) if found else row + 1 + source.header_lines
+
+    source.locate = locate
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet through pyarrow
+# --------------------------------------------------------------------------------------------
+def _read_parquet(path: Path, columns: tuple[str, ...] | None, wanted: _Wanted) -> _RawTable:
     source = _Source(path=path, kind="parquet")
     try:
         schema = pq.read_schema(path)
@@ -556,213 +633,254 @@ def _read_parquet(
                 f"{len(names)}: {', '.join(names)}"
             )
         names = list(columns)
-    roles = _resolve_roles(names, wanted, defaults)
-    missing = [r for r in wanted if r not in roles and (r in required or wanted[r] is not None)]
+    roles = _resolve_roles(names, wanted.roles, wanted.defaults)
+    missing = [r for r in wanted.roles if r not in roles and (r in wanted.required or wanted.roles[r] is not None)]
     if missing:
-        raise _missing_roles_error(source, names, missing, wanted, defaults, None, 0)
+        raise _missing_roles_error(
+            source, names, missing, wanted.roles, wanted.defaults, None, 0, wanted.role_options
+        )
     source.role_to_source = roles
     picked = {role: file_names[names.index(col)] for role, col in roles.items()}
     table = pq.read_table(path, columns=list(dict.fromkeys(picked.values())))
-    arrays = [table.column(col) for col in picked.values()]
-    return _RawTable(pa.table(dict(zip(picked.keys(), arrays, strict=True))), source, header=False)
+    arrays = {"_row": pa.array(np.arange(table.num_rows, dtype=np.int64))}
+    arrays.update({role: table.column(col) for role, col in picked.items()})
+    con = _connect()
+    con.register("raw_arrow", pa.table(arrays))
+    con.execute("CREATE TEMP TABLE raw AS SELECT * FROM raw_arrow")
+    con.unregister("raw_arrow")
+    return _finish(con, source, header=False)
 
 
 def _read_tabular(
     path: Path,
-    options: ImportOptions,
-    wanted: dict[str, str | None],
-    required: Sequence[str],
-    defaults: dict[str, str],
-    header_probe_role: str | None,
+    *,
+    fmt: str,
+    delimiter: str | None,
+    header: bool | None,
+    columns: tuple[str, ...] | None,
+    encoding: str,
+    wanted: _Wanted,
 ) -> _RawTable:
+    """Read a CSV or Parquet file into the raw table of a new DuckDB connection."""
     if not path.is_file():
         raise TransactionFileError(f"file not found: {path}")
-    if _detect_format(path, options.format) == "parquet":
-        return _read_parquet(path, options.columns, wanted, required, defaults)
-    delimiter = options.delimiter or _default_delimiter(path)
-    return _read_csv(
-        path,
-        delimiter,
-        options.header,
-        options.columns,
-        wanted,
-        required,
-        defaults,
-        options.encoding,
-        header_probe_role,
-    )
+    if _detect_format(path, fmt) == "parquet":
+        return _read_parquet(path, columns, wanted)
+    return _read_csv(path, delimiter or _default_delimiter(path), header, columns, wanted, encoding)
 
 
 # --------------------------------------------------------------------------------------------
-# Parsing and validation: vectorised; the first bad row is reported with its line
+# Typing and validation in SQL: vectorised; the first broken rule is reported with its line
 # --------------------------------------------------------------------------------------------
-def _first_true(mask: pa.Array | pa.ChunkedArray) -> int | None:
-    if not pc.any(mask).as_py():
-        return None
-    return int(pc.index(mask, True).as_py())
-
-
-def _fail(source: _Source, row: int, role: str, problem: str) -> TransactionFileError:
-    return TransactionFileError(f"{source.where(row)}, column {source.column(role)!r}: {problem}")
-
-
-def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = pc.cast(arr, pa.string())
-    return pc.utf8_trim_whitespace(arr.cast(pa.string()))
-
-
-def _require_present(values: pa.Array, source: _Source, role: str, what: str) -> None:
-    bad = _first_true(pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(values), 0)).fill_null(True))
-    if bad is not None:
-        raise _fail(source, bad, role, f"empty {what}")
-
-
-def _parse_text_ids(values: pa.ChunkedArray, source: _Source, role: str, what: str) -> pa.Array:
-    text = _as_text(values)
-    _require_present(text, source, role, what)
-    return text
-
-
-def _parse_cents(
-    values: pa.ChunkedArray, source: _Source, role: str, *, max_integer_digits: int = 12
-) -> np.ndarray:
-    """Money to int64 cents, exactly. Text must be a plain decimal with at most 2 places."""
-    arr = values.combine_chunks()
-    if pa.types.is_floating(arr.type):
-        rounded = pc.round(arr, 2)
-        noisy = pc.greater(pc.abs(pc.subtract(arr, rounded)), 1e-6)
-        bad = _first_true(pc.or_kleene(noisy, pc.is_null(arr)).fill_null(True))
-        if bad is not None:
-            raise _fail(
-                source, bad, role, f"{arr[bad].as_py()!r} is not an amount with at most 2 decimal places"
-            )
-        cents = np.rint(rounded.to_numpy(zero_copy_only=False) * 100).astype(np.int64)
-    else:
-        text = _as_text(arr)
-        _require_present(text, source, role, "value (expected a number like 12.34)")
-        for pattern, problem in (
-            (_NUMBER, "is not a number (expected digits with an optional '.', like 12.34)"),
-            (_AT_MOST_TWO_DECIMALS, "has more than 2 decimal places"),
-            (_AT_MOST_12_INTEGER_DIGITS, "is too large (at most 12 digits before the decimal point)"),
-        ):
-            bad = _first_true(pc.invert(pc.match_substring_regex(text, pattern)))
-            if bad is not None:
-                raise _fail(source, bad, role, f"{text[bad].as_py()!r} {problem}")
-        cents = _decimal_to_cents(pc.cast(text, pa.decimal128(14, 2)))
-    too_big = np.flatnonzero(np.abs(cents) >= 10 ** (max_integer_digits + 2))
-    if too_big.size:
-        raise _fail(source, int(too_big[0]), role, f"{cents[too_big[0]] / 100:.2f} is too large")
-    return cents
-
-
-def _parse_quantity(values: pa.ChunkedArray, source: _Source) -> np.ndarray:
-    arr = values.combine_chunks()
-    if pa.types.is_integer(arr.type):
-        bad = _first_true(pc.is_null(arr))
-        if bad is not None:
-            raise _fail(source, bad, "quantity", "empty quantity")
-        qty = arr.to_numpy(zero_copy_only=False).astype(np.int64)
-    else:
-        text = _as_text(arr)
-        _require_present(text, source, "quantity", "quantity (expected a whole number)")
-        bad = _first_true(pc.invert(pc.match_substring_regex(text, _INTEGER)))
-        if bad is not None:
-            raise _fail(source, bad, "quantity", f"{text[bad].as_py()!r} is not a whole number")
-        too_long = _first_true(pc.greater(pc.utf8_length(text), 11))
-        if too_long is not None:
-            raise _fail(source, too_long, "quantity", f"{text[too_long].as_py()!r} is too large")
-        qty = pc.cast(text, pa.int64()).to_numpy()
-    over = np.flatnonzero(np.abs(qty) > _INT32_MAX)
-    if over.size:
-        raise _fail(source, int(over[0]), "quantity", f"{qty[over[0]]} is too large")
-    return qty
-
-
 def _date_hint(date_format: str | None) -> str:
     if date_format is None:
         return "expected an ISO 8601 date or date-time like 2024-01-31 or 2024-01-31 13:45:00 (use --date-format for others)"
     return f"expected format {date_format} (e.g. {_SAMPLE_TIME.strftime(date_format)})"
 
 
-def _parse_times(
-    values: pa.ChunkedArray, source: _Source, role: str, date_format: str | None, *, optional: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dates or date-times to int64 microseconds since the epoch (UTC), and a mask of present values.
+def _lit(pattern: str) -> str:
+    """A constant of this module (a regex) as a SQL string literal."""
+    return "'" + pattern.replace("'", "''") + "'"
 
-    Empty values are an error unless `optional` (then their microseconds are 0 and mask False).
+
+def _quoted(problem: str) -> Callable[[Any], str]:
+    """A message: the value in quotes, then what is wrong with it."""
+    return lambda value: f"{value!r} {problem}"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class _Rule:
+    role: str
+    bad: str  # SQL predicate over the staged columns: true on a row that breaks the rule
+    shown: str  # SQL expression for the value the message shows
+    problem: Callable[[Any], str]  # shown value -> what is wrong
+
+
+@dataclass
+class _Staging:
+    """Typed columns of one raw table, computed in SQL, and the rules their rows must pass.
+
+    `texts` are computed from `raw` (trimmed text, NULL when empty); `values` from the texts;
+    rules and outputs may refer to both. `run` builds the table once, checks every rule in one
+    scan and returns the wanted outputs in file order.
     """
-    arr = values.combine_chunks()
-    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-        present = pc.is_valid(arr)
-        bad = None if optional else _first_true(pc.invert(present))
-        if bad is not None:
-            raise _fail(source, bad, role, "empty date")
-        # Casting a zoned timestamp to a naive one keeps the UTC instant.
-        micros = pc.cast(arr, pa.timestamp("us")).cast(pa.int64()).fill_null(0).to_numpy()
-        return micros, present.to_numpy(zero_copy_only=False)
-    text = _as_text(arr)
-    present = pc.and_kleene(pc.is_valid(text), pc.greater(pc.utf8_length(text), 0)).fill_null(False)
-    if not optional:
-        _require_present(text, source, role, f"date ({_date_hint(date_format)})")
-    elif not pc.all(present).as_py():
-        # Parse the present values only; a placeholder keeps positions (and line numbers) intact.
-        text = pc.if_else(present, text, _SAMPLE_TIME.strftime(date_format or "%Y-%m-%d"))
-    return _parse_time_text(text, source, role, date_format), present.to_numpy(zero_copy_only=False)
 
+    raw: _RawTable
+    texts: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
+    rules: list[_Rule] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
 
-def _parse_time_text(text: pa.Array, source: _Source, role: str, date_format: str | None) -> np.ndarray:
-    if date_format is None:
-        try:
-            return pc.cast(text, pa.timestamp("us")).cast(pa.int64()).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            suspicious = pa.repeat(True, len(text))
-            parsed = pa.nulls(len(text), pa.timestamp("us"))
-    else:
-        # Arrow's strptime is lenient (2024-02-30 becomes 2024-03-01) and knows no %f: keep only
-        # values that print back exactly; the rest (few distinct values: dates repeat) are judged
-        # by Python's strptime, which is strict.
-        try:
-            parsed = pc.strptime(text, format=date_format, unit="s", error_is_null=True)
-            printed = pc.strftime(parsed, format=date_format)
-            suspicious = pc.invert(pc.equal(printed, text).fill_null(False))
-            parsed = parsed.cast(pa.timestamp("us"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            suspicious = pa.repeat(True, len(text))
-            parsed = pa.nulls(len(text), pa.timestamp("us"))
-    micros = parsed.cast(pa.int64()).fill_null(0).to_numpy()
-    check_rows = np.flatnonzero(np.asarray(suspicious.to_numpy(zero_copy_only=False), dtype=bool))
-    if check_rows.size:
-        odd = pc.take(text, pa.array(check_rows))
-        encoded = odd.dictionary_encode()
-        uniques = encoded.dictionary.to_pylist()
-        resolved = np.empty(len(uniques), dtype=np.int64)
-        for k, value in enumerate(uniques):
-            stamp = _python_time(value, date_format)
-            if stamp is None:
-                first = int(check_rows[pc.index(encoded.indices, k).as_py()])
-                raise _fail(
-                    source, first, role, f"cannot read {value!r} as a date; {_date_hint(date_format)}"
-                )
-            resolved[k] = stamp
-        micros = micros.copy()
-        micros[check_rows] = resolved[encoded.indices.to_numpy(zero_copy_only=False)]
-    return micros.astype(np.int64)
+    def has(self, role: str) -> bool:
+        return role in self.raw.types
 
+    def _type(self, role: str) -> str:
+        return self.raw.types[role].upper()
 
-def _python_time(value: str, date_format: str | None) -> int | None:
-    """One distinct date text to epoch microseconds (UTC), or None when it does not parse."""
-    try:
-        stamp = (
-            datetime.fromisoformat(value) if date_format is None else datetime.strptime(value, date_format)
+    def _text(self, role: str) -> str:
+        name = f"t_{role}"
+        self.texts[name] = (
+            f"nullif(trim(CAST({_q(role)} AS VARCHAR), {_WHITESPACE_CHARS_SQL}), '')"
         )
-    except ValueError:
-        return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
-    delta = stamp - datetime(1970, 1, 1)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return name
+
+    def _rule(self, role: str, bad: str, shown: str, problem: Callable[[Any], str]) -> None:
+        self.rules.append(_Rule(role, bad, shown, problem))
+
+    def text_id(self, role: str, what: str) -> str:
+        """Required text (ids): trimmed, never empty."""
+        t = self._text(role)
+        self._rule(role, f"{t} IS NULL", "NULL", lambda _: f"empty {what}")
+        return t
+
+    def unique_id(self, role: str, what: str, noun: str) -> str:
+        """Required text that no other row has (the first row of a repeated value is reported)."""
+        t = self.text_id(role, what)
+        self.values[f"n_{role}"] = f"count(*) OVER (PARTITION BY {t})"
+        self._rule(role, f"n_{role} > 1", t, lambda v: f"{noun} {v!r} appears more than once")
+        return t
+
+    def rule(self, role: str, bad: str, problem: str) -> None:
+        """A rule with a fixed message, checked after the ones added before it."""
+        self._rule(role, bad, "NULL", lambda _: problem)
+
+    def optional_text(self, role: str) -> str:
+        """Trimmed text, NULL when empty."""
+        return self._text(role)
+
+    def choice(self, role: str, allowed: Sequence[str], what: str, default: str | None = None) -> str:
+        """Lower-cased text that must be one of `allowed`; empty is `default` (None: an error)."""
+        t = self._text(role)
+        name = f"v_{role}"
+        param = f"allowed_{role}"
+        self.params[param] = list(allowed)
+        if default is None:
+            self.values[name] = f"coalesce(lower({t}), '')"
+        else:
+            self.params[f"default_{role}"] = default
+            self.values[name] = f"coalesce(lower({t}), ${'default_' + role})"
+        self._rule(
+            role, f"NOT list_contains(${param}, {name})", name, lambda v: f"{v!r} is not {what} ({', '.join(allowed)})"
+        )
+        return name
+
+    def cents(self, role: str, *, max_integer_digits: int = 12, empty_as_zero: bool = False) -> str:
+        """Money to BIGINT cents, exactly. Text must be a plain decimal with at most 2 places."""
+        name = f"v_{role}"
+        if self._type(role) in _FLOAT_TYPES:
+            x = _q(role)
+            # Floats only when they are cents plus binary noise.
+            self._rule(
+                role,
+                f"{x} IS NULL OR abs({x} - round({x}, 2)) > 1e-6",
+                x,
+                lambda v: f"{v!r} is not an amount with at most 2 decimal places",
+            )
+            self.values[name] = f"TRY_CAST(round(round({x}, 2) * 100) AS BIGINT)"
+            shown = x
+        else:
+            t = self._text(role)
+            if empty_as_zero:
+                self.texts[t] = f"coalesce({self.texts[t]}, '0')"
+            else:
+                self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty value (expected a number like 12.34)")
+            for pattern, problem in (
+                (_NUMBER, "is not a number (expected digits with an optional '.', like 12.34)"),
+                (_AT_MOST_TWO_DECIMALS, "has more than 2 decimal places"),
+                (_AT_MOST_12_INTEGER_DIGITS, "is too large (at most 12 digits before the decimal point)"),
+            ):
+                self._rule(role, f"NOT regexp_matches({t}, {_lit(pattern)})", t, _quoted(problem))
+            # Exact: the rules above leave at most 12 integer digits and 2 significant decimals.
+            self.values[name] = f"TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 2)) * 100 AS BIGINT)"
+            shown = t
+        self._rule(role, f"{name} IS NULL", shown, lambda v: f"{v!r} is too large")
+        limit = 10 ** (max_integer_digits + 2)
+        self._rule(role, f"abs({name}) >= {limit}", name, lambda v: f"{v / 100:.2f} is too large")
+        return name
+
+    def quantity(self, role: str = "quantity") -> str:
+        """Whole numbers to BIGINT, within INTEGER range."""
+        name = f"v_{role}"
+        if self._type(role) in _INTEGER_TYPES:
+            self._rule(role, f"{_q(role)} IS NULL", "NULL", lambda _: "empty quantity")
+            self.values[name] = f"TRY_CAST({_q(role)} AS BIGINT)"
+        else:
+            t = self._text(role)
+            self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty quantity (expected a whole number)")
+            self._rule(role, f"NOT regexp_matches({t}, {_lit(_INTEGER)})", t, lambda v: f"{v!r} is not a whole number")
+            self._rule(role, f"length({t}) > 11", t, lambda v: f"{v!r} is too large")
+            self.values[name] = f"TRY_CAST({t} AS BIGINT)"
+        self._rule(role, f"{name} IS NULL OR abs({name}) > {_INT32_MAX}", name, lambda v: f"{v} is too large")
+        return name
+
+    def times(self, role: str, date_format: str | None, *, optional: bool = False) -> str:
+        """Dates or date-times to BIGINT microseconds since the epoch (UTC); NULL when empty.
+
+        Empty values are an error unless `optional`. Date-only values mean midnight UTC; ISO
+        values with a zone offset are converted to UTC (the session zone is UTC).
+        """
+        name = f"v_{role}"
+        kind = self._type(role)
+        if kind.startswith("TIMESTAMP") or kind == "DATE":
+            if not optional:
+                self._rule(role, f"{_q(role)} IS NULL", "NULL", lambda _: "empty date")
+            self.values[name] = f"epoch_us(CAST({_q(role)} AS TIMESTAMP))"
+            return name
+        t = self._text(role)
+        hint = _date_hint(date_format)
+        if not optional:
+            self._rule(role, f"{t} IS NULL", "NULL", lambda _: f"empty date ({hint})")
+        if date_format is None:
+            parsed = f"CAST(TRY_CAST({t} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        else:
+            param = f"format_{role}"
+            self.params[param] = date_format
+            parsed = f"CAST(try_strptime({t}, ${param}) AS TIMESTAMP)"
+        self.values[name] = f"epoch_us({parsed})"
+        self._rule(
+            role,
+            f"{t} IS NOT NULL AND {name} IS NULL",
+            t,
+            lambda v: f"cannot read {v!r} as a date; {hint}",
+        )
+        return name
+
+    def run(self, outputs: Sequence[str], date_format: str | None = None) -> pa.Table:
+        """Build the typed table, raise for the first broken rule, return `outputs` by file row."""
+        con, source = self.raw.con, self.raw.source
+        texts = "".join(f", {sql} AS {name}" for name, sql in self.texts.items())
+        values = "".join(f", {sql} AS {name}" for name, sql in self.values.items())
+        try:
+            sql = f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *{values} FROM (SELECT *{texts} FROM raw)"
+            con.execute(sql, _used(sql, self.params))
+        except duckdb.Error as exc:
+            if date_format is not None and "format" in str(exc).lower():
+                raise TransactionFileError(f"--date-format {date_format!r}: {_one_line(exc)}") from None
+            raise
+        if self.rules:
+            # Rules come in checking order; a NULL predicate is no failure (the empty-value rule
+            # before it reports those rows).
+            firsts = ", ".join(f"min(_row) FILTER (WHERE {r.bad})" for r in self.rules)
+            sql = f"SELECT {firsts} FROM staged"
+            found = _first(con.execute(sql, _used(sql, self.params))) or ()
+            for rule, row in zip(self.rules, found, strict=True):
+                if row is not None:
+                    shown = _first(con.execute(
+                        f"SELECT {rule.shown} FROM staged WHERE _row = $row", {"row": row}
+                    ))
+                    raise _fail(source, int(row), rule.role, rule.problem(shown[0] if shown else None))
+        columns = ", ".join(outputs)
+        return con.sql(f"SELECT {columns} FROM staged ORDER BY _row").to_arrow_table()
+
+
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The named parameters `sql` refers to (DuckDB rejects values for parameters it lacks)."""
+    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+    return used or None
 
 
 def _decimal_to_cents(arr: pa.Array) -> np.ndarray:
@@ -808,33 +926,52 @@ class _Transactions:
 
 
 def _parse_transactions(raw: _RawTable, options: ImportOptions) -> _Transactions:
-    t, source = raw.table, raw.source
-    if t.num_rows == 0:
-        raise TransactionFileError(f"{source.path.name}: no transactions found (the file has no data rows)")
-    channel = None
-    if "channel" in t.column_names:
-        channel = pc.utf8_lower(_as_text(t.column("channel")))
-        bad = _first_true(pc.invert(pc.is_in(channel, pa.array(SALES_CHANNELS))).fill_null(True))
-        if bad is not None:
-            raise _fail(
-                source,
-                bad,
-                "channel",
-                f"{channel[bad].as_py()!r} is not a sales channel ({', '.join(SALES_CHANNELS)})",
-            )
+    """Type and validate the transaction columns in SQL (see `_Staging`), in the order they are
+    checked: channel, customer, date, amount, quantity, cost, order id."""
+    if raw.rows == 0:
+        raise TransactionFileError(
+            f"{raw.source.path.name}: no transactions found (the file has no data rows)"
+        )
+    staging = _Staging(raw)
+    outputs = {}
+    if staging.has("channel"):
+        outputs["channel"] = staging.choice("channel", SALES_CHANNELS, "a sales channel")
+    outputs["customer_id"] = staging.text_id("customer_id", "customer id")
+    outputs["date"] = staging.times("date", options.date_format)
+    outputs["amount"] = staging.cents("amount")
+    if staging.has("quantity"):
+        outputs["quantity"] = staging.quantity()
+    if staging.has("cost"):
+        outputs["cost"] = staging.cents("cost")
+    if staging.has("order_id"):
+        outputs["order_id"] = staging.text_id("order_id", "order id")
+    typed = staging.run(list(outputs.values()), options.date_format)
+    cols = {role: typed.column(name) for role, name in outputs.items()}
+
+    def text(role: str) -> pa.Array | None:
+        return _string_array(cols[role]) if role in cols else None
+
+    def numbers(role: str) -> np.ndarray | None:
+        return cols[role].to_numpy().astype(np.int64) if role in cols else None
+
+    customer = text("customer_id")
+    ordered_at, amount = numbers("date"), numbers("amount")
+    assert customer is not None and ordered_at is not None and amount is not None
+    quantity = numbers("quantity")
     return _Transactions(
-        customer=_parse_text_ids(t.column("customer_id"), source, "customer_id", "customer id"),
-        ordered_at=_parse_times(t.column("date"), source, "date", options.date_format)[0],
-        amount=_parse_cents(t.column("amount"), source, "amount"),
-        quantity=_parse_quantity(t.column("quantity"), source)
-        if "quantity" in t.column_names
-        else np.ones(t.num_rows, np.int64),
-        cost=_parse_cents(t.column("cost"), source, "cost") if "cost" in t.column_names else None,
-        channel=channel,
-        order_id=_parse_text_ids(t.column("order_id"), source, "order_id", "order id")
-        if "order_id" in t.column_names
-        else None,
+        customer=customer,
+        ordered_at=ordered_at,
+        amount=amount,
+        quantity=quantity if quantity is not None else np.ones(raw.rows, np.int64),
+        cost=numbers("cost"),
+        channel=text("channel"),
+        order_id=text("order_id"),
     )
+
+
+def _string_array(values: pa.ChunkedArray) -> pa.Array:
+    """One plain `string` array (DuckDB may hand out chunks, large or view strings)."""
+    return values.combine_chunks().cast(pa.string())
 
 
 # --------------------------------------------------------------------------------------------
@@ -1091,83 +1228,67 @@ def _customers(derived: pa.Table, options: ImportOptions) -> tuple[pa.Table, int
         )
         return table, 0
 
-    file_options = ImportOptions(format="auto", encoding=options.encoding)
-    wanted: dict[str, str | None] = {c: None for c in _CUSTOMER_FILE_COLUMNS}
     raw = _read_tabular(
         Path(options.customers_path),
-        file_options,
-        wanted,
-        ("customer_id",),
-        {c: c for c in _CUSTOMER_FILE_COLUMNS},
-        None,
+        fmt="auto",
+        delimiter=None,
+        header=None,
+        columns=None,
+        encoding=options.encoding,
+        wanted=_Wanted(
+            roles={c: None for c in _CUSTOMER_FILE_COLUMNS},
+            required=("customer_id",),
+            defaults={c: c for c in _CUSTOMER_FILE_COLUMNS},
+        ),
     )
-    t, source = raw.table, raw.source
-    if t.num_rows == 0:
+    source = raw.source
+    if raw.rows == 0:
         raise TransactionFileError(f"{source.path.name}: the customers file has no rows")
-    ids = _parse_text_ids(t.column("customer_id"), source, "customer_id", "customer id")
-    counts = pc.value_counts(ids)
-    dup = _first_true(pc.greater(counts.field("counts"), 1))
-    if dup is not None:
-        value = counts.field("values")[dup].as_py()
-        raise _fail(
-            source,
-            int(pc.index(ids, value).as_py()),
-            "customer_id",
-            f"customer {value!r} appears more than once",
+    staging = _Staging(raw)
+    outputs = {"customer_id": staging.unique_id("customer_id", "customer id", "customer")}
+    if staging.has("signup_at"):
+        outputs["signup_at"] = staging.times("signup_at", None, optional=True)
+    if staging.has("acquisition_channel"):
+        outputs["acquisition_channel"] = staging.choice(
+            "acquisition_channel", ACQUISITION_CHANNELS, "an acquisition channel", default=options.default_channel
         )
-    cols: dict[str, pa.Array] = {"customer_id": ids}
-    if "signup_at" in t.column_names:
-        micros, present = _parse_times(t.column("signup_at"), source, "signup_at", None, optional=True)
-        cols["signup_at"] = pc.if_else(
-            pa.array(present), _micros_to_timestamp(micros), pa.nulls(len(ids), pa.timestamp("us"))
-        )
-    else:
-        cols["signup_at"] = pa.nulls(len(ids), pa.timestamp("us"))
-    if "acquisition_channel" in t.column_names:
-        channel = pc.utf8_lower(_as_text(t.column("acquisition_channel")))
-        channel = pc.if_else(
-            pc.equal(pc.utf8_length(channel), 0).fill_null(True), options.default_channel, channel
-        )
-        bad = _first_true(pc.invert(pc.is_in(channel, pa.array(ACQUISITION_CHANNELS))))
-        if bad is not None:
-            raise _fail(
-                source,
-                bad,
-                "acquisition_channel",
-                f"{channel[bad].as_py()!r} is not an acquisition channel ({', '.join(ACQUISITION_CHANNELS)})",
-            )
-        cols["acquisition_channel"] = channel
-    else:
-        cols["acquisition_channel"] = pa.repeat(options.default_channel, len(ids))
-    if "acquisition_cost" in t.column_names:
-        raw_cost = t.column("acquisition_cost")
-        text = _as_text(raw_cost)
-        filled = pc.if_else(pc.equal(pc.utf8_length(text), 0).fill_null(True), "0", text)
-        cost = _parse_cents(pa.chunked_array([filled]), source, "acquisition_cost", max_integer_digits=10)
-        neg = np.flatnonzero(cost < 0)
-        if neg.size:
-            raise _fail(source, int(neg[0]), "acquisition_cost", "negative acquisition cost")
-        cols["acquisition_cost"] = _cents_to_decimal(cost, 12)
-    else:
-        cols["acquisition_cost"] = _cents_to_decimal(np.zeros(len(ids), np.int64), 12)
+    if staging.has("acquisition_cost"):
+        outputs["acquisition_cost"] = staging.cents("acquisition_cost", max_integer_digits=10, empty_as_zero=True)
+        staging.rule("acquisition_cost", f"{outputs['acquisition_cost']} < 0", "negative acquisition cost")
     for name in ("region", "referred_by", "email"):
-        if name in t.column_names:
-            text = _as_text(t.column(name))
-            cols[name] = pc.if_else(
-                pc.equal(pc.utf8_length(text), 0).fill_null(True), pa.nulls(len(ids), pa.string()), text
-            )
-        else:
-            cols[name] = pa.nulls(len(ids), pa.string())
-    cols["_file_row"] = pa.array(np.arange(len(ids)))
+        if staging.has(name):
+            outputs[name] = staging.optional_text(name)
+    typed = staging.run(list(outputs.values()))
+    ids = _string_array(typed.column(outputs["customer_id"]))
+    n_file = len(ids)
+    cols: dict[str, pa.Array] = {"customer_id": ids}
+    cols["signup_at"] = (
+        pc.cast(typed.column(outputs["signup_at"]).combine_chunks().cast(pa.int64()), pa.timestamp("us"))
+        if "signup_at" in outputs
+        else pa.nulls(n_file, pa.timestamp("us"))
+    )
+    cols["acquisition_channel"] = (
+        _string_array(typed.column(outputs["acquisition_channel"]))
+        if "acquisition_channel" in outputs
+        else pa.repeat(options.default_channel, n_file)
+    )
+    cost = (
+        typed.column(outputs["acquisition_cost"]).to_numpy().astype(np.int64)
+        if "acquisition_cost" in outputs
+        else np.zeros(n_file, np.int64)
+    )
+    cols["acquisition_cost"] = _cents_to_decimal(cost, 12)
+    for name in ("region", "referred_by", "email"):
+        cols[name] = _string_array(typed.column(outputs[name])) if name in outputs else pa.nulls(n_file, pa.string())
+    cols["_file_row"] = pa.array(np.arange(n_file))
     listed = pa.table(cols)
     # File customers first, in file order; then customers known only from transactions.
     joined = listed.join(derived, keys="customer_id", join_type="full outer").sort_by(
         [("_file_row", "ascending"), ("customer_id", "ascending")]
     )
     signup = pc.coalesce(joined.column("signup_at"), joined.column("first_purchase")).combine_chunks()
-    missing = _first_true(pc.is_null(signup))
-    if missing is not None:
-        row = joined.column("_file_row")[missing].as_py()
+    if signup.null_count:
+        row = joined.column("_file_row")[int(pc.index(pc.is_null(signup), True).as_py())].as_py()
         raise _fail(source, int(row), "signup_at", "no signup_at and no transactions to derive it from")
     m = joined.num_rows
     in_file = pc.is_valid(joined.column("_file_row"))
@@ -1188,7 +1309,7 @@ def _customers(derived: pa.Table, options: ImportOptions) -> tuple[pa.Table, int
             "updated_at": signup,
         },
     )
-    return table, len(ids)
+    return table, n_file
 
 
 # --------------------------------------------------------------------------------------------
@@ -1208,9 +1329,20 @@ def read_transactions(path: str | Path, options: ImportOptions | None = None) ->
         raise TransactionFileError(
             f"--default-channel {options.default_channel!r} is not an acquisition channel ({', '.join(ACQUISITION_CHANNELS)})"
         )
-    defaults = {role: role for role in (*REQUIRED_ROLES, *OPTIONAL_ROLES)}
     raw = _read_tabular(
-        path, options, options.role_columns(), REQUIRED_ROLES, defaults, header_probe_role="amount"
+        path,
+        fmt=options.format,
+        delimiter=options.delimiter,
+        header=options.header,
+        columns=options.columns,
+        encoding=options.encoding,
+        wanted=_Wanted(
+            roles=options.role_columns(),
+            required=REQUIRED_ROLES,
+            defaults={role: role for role in (*REQUIRED_ROLES, *OPTIONAL_ROLES)},
+            role_options=_ROLE_OPTION,
+            header_probe_role="amount",
+        ),
     )
     tx = _parse_transactions(raw, options)
     built = build_source_tables(tx, raw.source, options)
