@@ -266,16 +266,19 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _first(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
-    """The first row of a result, or None; reads it to the end (DuckDB wants results finished)."""
-    rows = result.fetchall()
+def _first(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, or None. Fetches to the end: DuckDB refuses other work on a
+    connection while a result is unfinished."""
+    rows = con.execute(sql, params).fetchall()
     return tuple(rows[0]) if rows else None
 
 
 def _finish(con: duckdb.DuckDBPyConnection, source: _Source, header: bool) -> _RawTable:
     described = con.execute("DESCRIBE raw").fetchall()
     types = {str(r[0]): str(r[1]) for r in described if not str(r[0]).startswith("_")}
-    count = _first(con.execute("SELECT count(*) FROM raw"))
+    count = _first(con, "SELECT count(*) FROM raw")
     return _RawTable(con, source, header, int(count[0]) if count else 0, types)
 
 
@@ -522,9 +525,10 @@ def _read_delimited_columns(
         )
     except duckdb.Error as exc:
         raise TransactionFileError(f"{source.path.name}: cannot read as CSV: {_one_line(exc)}") from None
-    rejected = _first(con.execute(
-        "SELECT line, CAST(error_type AS VARCHAR), csv_line, error_message FROM rejects ORDER BY line LIMIT 1"
-    ))
+    rejected = _first(
+        con,
+        "SELECT line, CAST(error_type AS VARCHAR), csv_line, error_message FROM rejects ORDER BY line LIMIT 1",
+    )
     if rejected is not None:
         raise _rejected_line_error(source, len(names), *rejected)
     con.execute("CREATE TEMP VIEW raw AS SELECT rowid AS _row, * FROM raw_csv")
@@ -537,11 +541,12 @@ def _read_delimited_columns(
             {"path": str(source.path), "nodelim": params[0], "encoding": params[1]},
         )
         # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
-        found = _first(con.execute(
+        found = _first(
+            con,
             "SELECT rowid + 1 FROM lines WHERE rowid >= $skip AND line IS NOT NULL "
             "ORDER BY rowid LIMIT 1 OFFSET $row",
             {"skip": source.header_lines, "row": row},
-        ))
+        )
         return int(found[0]) if found else row + 1 + source.header_lines
 
     source.locate = locate
@@ -596,10 +601,11 @@ def _read_whitespace_columns(
         )
     except duckdb.Error as exc:
         raise TransactionFileError(f"{source.path.name}: cannot read as text: {_one_line(exc)}") from None
-    bad = _first(con.execute(
+    bad = _first(
+        con,
         "SELECT _line, len(f), array_to_string(f, ' ') FROM fields WHERE len(f) <> $n ORDER BY _row LIMIT 1",
         {"n": len(names)},
-    ))
+    )
     if bad is not None:
         raise TransactionFileError(
             f"{source.path.name} line {bad[0]}: expected {len(names)} columns separated by "
@@ -609,7 +615,7 @@ def _read_whitespace_columns(
     con.execute(f"CREATE TEMP VIEW raw AS SELECT _row, _line, {picked} FROM fields")
 
     def locate(row: int) -> int:
-        found = _first(con.execute("SELECT _line FROM fields WHERE _row = $row", {"row": row}))
+        found = _first(con, "SELECT _line FROM fields WHERE _row = $row", {"row": row})
         return int(found[0]) if found else row + 1 + source.header_lines
 
     source.locate = locate
@@ -866,12 +872,10 @@ class _Staging:
             # before it reports those rows).
             firsts = ", ".join(f"min(_row) FILTER (WHERE {r.bad})" for r in self.rules)
             sql = f"SELECT {firsts} FROM staged"
-            found = _first(con.execute(sql, _used(sql, self.params))) or ()
+            found = _first(con, sql, _used(sql, self.params)) or ()
             for rule, row in zip(self.rules, found, strict=True):
                 if row is not None:
-                    shown = _first(con.execute(
-                        f"SELECT {rule.shown} FROM staged WHERE _row = $row", {"row": row}
-                    ))
+                    shown = _first(con, f"SELECT {rule.shown} FROM staged WHERE _row = $row", {"row": row})
                     raise _fail(source, int(row), rule.role, rule.problem(shown[0] if shown else None))
         columns = ", ".join(outputs)
         return con.sql(f"SELECT {columns} FROM staged ORDER BY _row").to_arrow_table()
