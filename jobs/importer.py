@@ -234,11 +234,16 @@ class _Source:
     role_to_source: dict[str, str] = field(default_factory=dict)
     # Data row (0-based) -> physical line; set by the CSV readers, asked on the error path only.
     locate: Callable[[int], int] | None = None
+    key_is_line: bool = False  # the raw table's `_key` is the physical line (else the data row)
 
     def where(self, row: int) -> str:
         if self.kind == "parquet" or self.locate is None:
             return f"{self.path.name} row {row + 1}"
         return f"{self.path.name} line {self.locate(row)}"
+
+    def where_key(self, key: int) -> str:
+        """Like `where`, for a value of the raw table's `_key` column."""
+        return f"{self.path.name} line {key}" if self.key_is_line else self.where(key)
 
     def column(self, role: str) -> str:
         return self.role_to_source.get(role, role)
@@ -250,13 +255,18 @@ def _fail(source: _Source, row: int, role: str, problem: str) -> TransactionFile
 
 @dataclass
 class _RawTable:
-    """The temp table `raw` on `con`: `_row` plus one column per role found in the file."""
+    """The temp table or view `raw` on `con`: `_key` plus one column per role found in the file.
+
+    `_key` orders the rows as in the file: the data row (0-based) or, for whitespace files, the
+    physical line (numbering data rows would cost a window over the whole file).
+    """
 
     con: duckdb.DuckDBPyConnection
     source: _Source
     header: bool
     rows: int
     types: dict[str, str]  # role -> DuckDB type of its raw column
+    trimmed: bool = False  # text values carry no surrounding whitespace (split on it)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -275,11 +285,11 @@ def _first(
     return tuple(rows[0]) if rows else None
 
 
-def _finish(con: duckdb.DuckDBPyConnection, source: _Source, header: bool) -> _RawTable:
+def _finish(con: duckdb.DuckDBPyConnection, source: _Source, header: bool, *, trimmed: bool = False) -> _RawTable:
     described = con.execute("DESCRIBE raw").fetchall()
     types = {str(r[0]): str(r[1]) for r in described if not str(r[0]).startswith("_")}
     count = _first(con, "SELECT count(*) FROM raw")
-    return _RawTable(con, source, header, int(count[0]) if count else 0, types)
+    return _RawTable(con, source, header, int(count[0]) if count else 0, types, trimmed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,7 +496,7 @@ def _read_csv(
         _read_whitespace_columns(con, source, names, roles)
     else:
         _read_delimited_columns(con, source, names, roles)
-    return _finish(con, source, bool(header))
+    return _finish(con, source, bool(header), trimmed=delimiter == WHITESPACE)
 
 
 def _lines_sql(encoding: str) -> tuple[str, list[object]]:
@@ -531,7 +541,7 @@ def _read_delimited_columns(
     )
     if rejected is not None:
         raise _rejected_line_error(source, len(names), *rejected)
-    con.execute("CREATE TEMP VIEW raw AS SELECT rowid AS _row, * FROM raw_csv")
+    con.execute("CREATE TEMP VIEW raw AS SELECT rowid AS _key, * FROM raw_csv")
 
     def locate(row: int) -> int:
         # The (row+1)-th non-empty line after the header, as DuckDB skips empty lines too.
@@ -581,9 +591,13 @@ def _read_whitespace_columns(
 ) -> None:
     """The role columns of a file whose fields are separated by runs of whitespace (CDNOW).
 
-    DuckDB reads each line as one value (numbered by its physical line); SQL trims and splits it.
-    Blank lines are skipped, as in the line numbering of error messages.
+    DuckDB reads each line as one value (numbered by its physical line); one regular expression
+    with a group per column splits it (faster than a split into lists) and matches only lines
+    with exactly that many fields. Blank lines are skipped, as in the line numbering of errors.
     """
+    internal = [f"c{i}" for i in range(len(names))]
+    # A constant, not a parameter: DuckDB compiles a constant pattern once.
+    pattern = r"^\s*" + r"\s+".join([r"(\S+)"] * len(names)) + r"\s*$"
     lines, params = _lines_sql(source.encoding)
     try:
         con.execute(
@@ -592,33 +606,31 @@ def _read_whitespace_columns(
         )
         # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
         con.execute(
-            "CREATE TEMP TABLE fields AS "
-            "SELECT row_number() OVER (ORDER BY n) - 1 AS _row, n AS _line, "
-            r"regexp_split_to_array(t, '\s+') AS f "
-            f"FROM (SELECT rowid + 1 AS n, trim(line, {_WHITESPACE_CHARS_SQL}) AS t FROM lines) "
-            "WHERE n > $skip AND t <> ''",
+            "CREATE TEMP TABLE fields AS SELECT rowid + 1 AS _key, "
+            f"regexp_extract(line, {_lit(pattern)}, [{', '.join(_lit(c) for c in internal)}]) AS f FROM lines "
+            r"WHERE rowid >= $skip AND regexp_matches(line, '\S')",
             {"skip": source.header_lines},
         )
     except duckdb.Error as exc:
         raise TransactionFileError(f"{source.path.name}: cannot read as text: {_one_line(exc)}") from None
-    bad = _first(
-        con,
-        "SELECT _line, len(f), array_to_string(f, ' ') FROM fields WHERE len(f) <> $n ORDER BY _row LIMIT 1",
-        {"n": len(names)},
-    )
+    # No match leaves every group empty, and a field is never empty.
+    bad = _first(con, "SELECT _key FROM fields WHERE f.c0 = '' ORDER BY _key LIMIT 1")
     if bad is not None:
+        line = _first(con, "SELECT line FROM lines WHERE rowid = $row", {"row": int(bad[0]) - 1})
+        found = (line[0] if line else "").split()
         raise TransactionFileError(
             f"{source.path.name} line {bad[0]}: expected {len(names)} columns separated by "
-            f"{_describe_delimiter(WHITESPACE)} but found {bad[1]}; the line reads {bad[2]!r}"
+            f"{_describe_delimiter(WHITESPACE)} but found {len(found)}; the line reads {' '.join(found)!r}"
         )
-    picked = ", ".join(f'f[{names.index(col) + 1}] AS "{role}"' for role, col in roles.items())
-    con.execute(f"CREATE TEMP VIEW raw AS SELECT _row, _line, {picked} FROM fields")
+    picked = ", ".join(f'f.{internal[names.index(col)]} AS "{role}"' for role, col in roles.items())
+    con.execute(f"CREATE TEMP VIEW raw AS SELECT _key, {picked} FROM fields")
 
     def locate(row: int) -> int:
-        found = _first(con, "SELECT _line FROM fields WHERE _row = $row", {"row": row})
+        found = _first(con, "SELECT _key FROM fields ORDER BY _key LIMIT 1 OFFSET $row", {"row": row})
         return int(found[0]) if found else row + 1 + source.header_lines
 
     source.locate = locate
+    source.key_is_line = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,7 +660,7 @@ def _read_parquet(path: Path, columns: tuple[str, ...] | None, wanted: _Wanted) 
     source.role_to_source = roles
     picked = {role: file_names[names.index(col)] for role, col in roles.items()}
     table = pq.read_table(path, columns=list(dict.fromkeys(picked.values())))
-    arrays = {"_row": pa.array(np.arange(table.num_rows, dtype=np.int64))}
+    arrays = {"_key": pa.array(np.arange(table.num_rows, dtype=np.int64))}
     arrays.update({role: table.column(col) for role, col in picked.items()})
     con = _connect()
     con.register("raw_arrow", pa.table(arrays))
@@ -729,9 +741,10 @@ class _Staging:
 
     def _text(self, role: str) -> str:
         name = f"t_{role}"
-        self.texts[name] = (
-            f"nullif(trim(CAST({_q(role)} AS VARCHAR), {_WHITESPACE_CHARS_SQL}), '')"
-        )
+        text = f"CAST({_q(role)} AS VARCHAR)"
+        if not self.raw.trimmed:
+            text = f"trim({text}, {_WHITESPACE_CHARS_SQL})"
+        self.texts[name] = f"nullif({text}, '')"
         return name
 
     def _rule(self, role: str, bad: str, shown: str, problem: Callable[[Any], str]) -> None:
@@ -870,15 +883,18 @@ class _Staging:
         if self.rules:
             # Rules come in checking order; a NULL predicate is no failure (the empty-value rule
             # before it reports those rows).
-            firsts = ", ".join(f"min(_row) FILTER (WHERE {r.bad})" for r in self.rules)
+            firsts = ", ".join(f"min(_key) FILTER (WHERE {r.bad})" for r in self.rules)
             sql = f"SELECT {firsts} FROM staged"
             found = _first(con, sql, _used(sql, self.params)) or ()
-            for rule, row in zip(self.rules, found, strict=True):
-                if row is not None:
-                    shown = _first(con, f"SELECT {rule.shown} FROM staged WHERE _row = $row", {"row": row})
-                    raise _fail(source, int(row), rule.role, rule.problem(shown[0] if shown else None))
+            for rule, key in zip(self.rules, found, strict=True):
+                if key is not None:
+                    shown = _first(con, f"SELECT {rule.shown} FROM staged WHERE _key = $key", {"key": key})
+                    raise TransactionFileError(
+                        f"{source.where_key(int(key))}, column {source.column(rule.role)!r}: "
+                        f"{rule.problem(shown[0] if shown else None)}"
+                    )
         columns = ", ".join(outputs)
-        return con.sql(f"SELECT {columns} FROM staged ORDER BY _row").to_arrow_table()
+        return con.sql(f"SELECT {columns} FROM staged ORDER BY _key").to_arrow_table()
 
 
 def _used(sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
