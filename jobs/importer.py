@@ -743,6 +743,7 @@ class _Staging:
     values: dict[str, str] = field(default_factory=dict)
     rules: list[_Rule] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    native: set[str] = field(default_factory=set)  # raw columns used as they are (Parquet types)
 
     def has(self, role: str) -> bool:
         return role in self.raw.types
@@ -757,6 +758,10 @@ class _Staging:
             text = f"trim({text}, {_WHITESPACE_CHARS_SQL})"
         self.texts[name] = f"nullif({text}, '')"
         return name
+
+    def _native(self, role: str) -> str:
+        self.native.add(role)
+        return _q(role)
 
     def _rule(self, role: str, bad: str, shown: str, problem: Callable[[Any], str]) -> None:
         self.rules.append(_Rule(role, bad, shown, problem))
@@ -802,7 +807,7 @@ class _Staging:
         """Money to BIGINT cents, exactly. Text must be a plain decimal with at most 2 places."""
         name = f"v_{role}"
         if self._type(role) in _FLOAT_TYPES:
-            x = _q(role)
+            x = self._native(role)
             # Floats only when they are cents plus binary noise.
             self._rule(
                 role,
@@ -836,8 +841,9 @@ class _Staging:
         """Whole numbers to BIGINT, within INTEGER range."""
         name = f"v_{role}"
         if self._type(role) in _INTEGER_TYPES:
-            self._rule(role, f"{_q(role)} IS NULL", "NULL", lambda _: "empty quantity")
-            self.values[name] = f"TRY_CAST({_q(role)} AS BIGINT)"
+            x = self._native(role)
+            self._rule(role, f"{x} IS NULL", "NULL", lambda _: "empty quantity")
+            self.values[name] = f"TRY_CAST({x} AS BIGINT)"
         else:
             t = self._text(role)
             self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty quantity (expected a whole number)")
@@ -856,9 +862,10 @@ class _Staging:
         name = f"v_{role}"
         kind = self._type(role)
         if kind.startswith("TIMESTAMP") or kind == "DATE":
+            x = self._native(role)
             if not optional:
-                self._rule(role, f"{_q(role)} IS NULL", "NULL", lambda _: "empty date")
-            self.values[name] = f"epoch_us(CAST({_q(role)} AS TIMESTAMP))"
+                self._rule(role, f"{x} IS NULL", "NULL", lambda _: "empty date")
+            self.values[name] = f"epoch_us(CAST({x} AS TIMESTAMP))"
             return name
         t = self._text(role)
         hint = _date_hint(date_format)
@@ -882,10 +889,12 @@ class _Staging:
     def run(self, outputs: Sequence[str], date_format: str | None = None) -> pa.Table:
         """Build the typed table, raise for the first broken rule, return `outputs` by file row."""
         con, source = self.raw.con, self.raw.source
-        texts = "".join(f", {sql} AS {name}" for name, sql in self.texts.items())
+        # Only what the rules and outputs use: copying every raw column costs time on big files.
+        texts = "".join(f", {_q(role)}" for role in sorted(self.native))
+        texts += "".join(f", {sql} AS {name}" for name, sql in self.texts.items())
         values = "".join(f", {sql} AS {name}" for name, sql in self.values.items())
         try:
-            sql = f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *{values} FROM (SELECT *{texts} FROM raw)"
+            sql = f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *{values} FROM (SELECT _key{texts} FROM raw)"
             con.execute(sql, _used(sql, self.params))
         except duckdb.Error as exc:
             if date_format is not None and "format" in str(exc).lower():
