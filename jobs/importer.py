@@ -130,8 +130,16 @@ _NO_DELIMITER = "\x1f"  # whitespace files are read one line per value, then spl
 _SAMPLE_TIME = datetime(2024, 1, 31, 13, 45, 0)
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
-# SQL for the characters Python's str.strip() removes in ASCII (trim() alone removes spaces only).
-_WHITESPACE_CHARS_SQL = "(' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
+# Unicode White_Space, as trimmed before (Arrow's utf8_trim_whitespace); trim() alone removes
+# spaces only, and trim() with a character list is slow, so it runs only where a regex sees any.
+_WHITESPACE_CODES = (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+_WHITESPACE_CHARS_SQL = "(" + " || ".join(f"chr({c})" for c in _WHITESPACE_CODES) + ")"
+_EDGE_WHITESPACE = r"^[\s\x0b\x{85}\pZ]|[\s\x0b\x{85}\pZ]$"
+# ISO values without a zone: cast to TIMESTAMP directly (the zone-aware cast is several times
+# slower; TIMESTAMP alone would ignore an offset instead of converting it).
+_NAIVE_ISO = r"^\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+# One regex for the three amount rules' happy path: the rules run only when it fails somewhere.
+_PLAIN_AMOUNT = r"^[+-]?0*\d{0,12}(\.\d{0,2}0*)?$"
 
 
 class TransactionFileError(ValueError):
@@ -727,6 +735,7 @@ class _Rule:
     bad: str  # SQL predicate over the staged columns: true on a row that breaks the rule
     shown: str  # SQL expression for the value the message shows
     problem: Callable[[Any], str]  # shown value -> what is wrong
+    guard: str | None = None  # a cheaper predicate, true wherever this rule (or its group's) is
 
 
 @dataclass
@@ -755,7 +764,10 @@ class _Staging:
         name = f"t_{role}"
         text = f"CAST({_q(role)} AS VARCHAR)"
         if not self.raw.trimmed:
-            text = f"trim({text}, {_WHITESPACE_CHARS_SQL})"
+            text = (
+                f"CASE WHEN regexp_matches({text}, {_lit(_EDGE_WHITESPACE)}) "
+                f"THEN trim({text}, {_WHITESPACE_CHARS_SQL}) ELSE {text} END"
+            )
         self.texts[name] = f"nullif({text}, '')"
         return name
 
@@ -763,8 +775,10 @@ class _Staging:
         self.native.add(role)
         return _q(role)
 
-    def _rule(self, role: str, bad: str, shown: str, problem: Callable[[Any], str]) -> None:
-        self.rules.append(_Rule(role, bad, shown, problem))
+    def _rule(
+        self, role: str, bad: str, shown: str, problem: Callable[[Any], str], guard: str | None = None
+    ) -> None:
+        self.rules.append(_Rule(role, bad, shown, problem, guard))
 
     def text_id(self, role: str, what: str) -> str:
         """Required text (ids): trimmed, never empty."""
@@ -823,14 +837,16 @@ class _Staging:
                 self.texts[t] = f"coalesce({self.texts[t]}, '0')"
             else:
                 self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty value (expected a number like 12.34)")
+            # Exact: the rules below leave at most 12 integer digits and 2 significant decimals.
+            self.values[name] = f"TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 2)) * 100 AS BIGINT)"
+            # A text passing _PLAIN_AMOUNT with a value has a digit, so passes all three rules.
+            guard = f"NOT regexp_matches({t}, {_lit(_PLAIN_AMOUNT)}) OR {name} IS NULL"
             for pattern, problem in (
                 (_NUMBER, "is not a number (expected digits with an optional '.', like 12.34)"),
                 (_AT_MOST_TWO_DECIMALS, "has more than 2 decimal places"),
                 (_AT_MOST_12_INTEGER_DIGITS, "is too large (at most 12 digits before the decimal point)"),
             ):
-                self._rule(role, f"NOT regexp_matches({t}, {_lit(pattern)})", t, _quoted(problem))
-            # Exact: the rules above leave at most 12 integer digits and 2 significant decimals.
-            self.values[name] = f"TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 2)) * 100 AS BIGINT)"
+                self._rule(role, f"NOT regexp_matches({t}, {_lit(pattern)})", t, _quoted(problem), guard)
             shown = t
         self._rule(role, f"{name} IS NULL", shown, lambda v: f"{v!r} is too large")
         limit = 10 ** (max_integer_digits + 2)
@@ -872,7 +888,10 @@ class _Staging:
         if not optional:
             self._rule(role, f"{t} IS NULL", "NULL", lambda _: f"empty date ({hint})")
         if date_format is None:
-            parsed = f"CAST(TRY_CAST({t} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            parsed = (
+                f"CASE WHEN regexp_matches({t}, {_lit(_NAIVE_ISO)}) THEN TRY_CAST({t} AS TIMESTAMP) "
+                f"ELSE CAST(TRY_CAST({t} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            )
         else:
             param = f"format_{role}"
             self.params[param] = date_format
@@ -885,6 +904,29 @@ class _Staging:
             lambda v: f"cannot read {v!r} as a date; {hint}",
         )
         return name
+
+    def _first_failures(self) -> list[Any]:
+        """The `_key` of the first row breaking each rule (None: no row does), in rule order.
+
+        One scan checks the unguarded rules and the guards; a second scan, only when a guard
+        fires (an error is coming), checks the rules behind it. A NULL predicate is no failure:
+        the empty-value rule before it reports those rows.
+        """
+        con = self.raw.con
+
+        def scan(predicates: list[str]) -> list[Any]:
+            sql = "SELECT " + ", ".join(f"min(_key) FILTER (WHERE {p})" for p in predicates) + " FROM staged"
+            return list(_first(con, sql, _used(sql, self.params)) or [None] * len(predicates))
+
+        guards = list(dict.fromkeys(r.guard for r in self.rules if r.guard is not None))
+        plain = [r for r in self.rules if r.guard is None]
+        first = scan([r.bad for r in plain] + guards)
+        found = dict(zip((id(r) for r in plain), first, strict=False))
+        fired = {g for g, key in zip(guards, first[len(plain) :], strict=True) if key is not None}
+        behind = [r for r in self.rules if r.guard in fired]
+        if behind:
+            found.update(zip((id(r) for r in behind), scan([r.bad for r in behind]), strict=True))
+        return [found.get(id(r)) for r in self.rules]
 
     def run(self, outputs: Sequence[str], date_format: str | None = None) -> pa.Table:
         """Build the typed table, raise for the first broken rule, return `outputs` by file row."""
@@ -901,12 +943,7 @@ class _Staging:
                 raise TransactionFileError(f"--date-format {date_format!r}: {_one_line(exc)}") from None
             raise
         if self.rules:
-            # Rules come in checking order; a NULL predicate is no failure (the empty-value rule
-            # before it reports those rows).
-            firsts = ", ".join(f"min(_key) FILTER (WHERE {r.bad})" for r in self.rules)
-            sql = f"SELECT {firsts} FROM staged"
-            found = _first(con, sql, _used(sql, self.params)) or ()
-            for rule, key in zip(self.rules, found, strict=True):
+            for rule, key in zip(self.rules, self._first_failures(), strict=True):
                 if key is not None:
                     shown = _first(con, f"SELECT {rule.shown} FROM staged WHERE _key = $key", {"key": key})
                     raise TransactionFileError(
