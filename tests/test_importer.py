@@ -6,6 +6,7 @@ Python's own `str.split` and `decimal`, or by hand for the small files written h
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -555,6 +556,110 @@ def test_broken_file_error_names_line_and_column(case: str, tmp_path: Path, wh_u
     assert "\n" not in message
     for piece in pieces:
         assert piece in message, f"{piece!r} not in {message!r}"
+
+
+# Read by DuckDB (read_csv with store_rejects, or one value per line for whitespace files): every
+# error still names the physical line, counting the header and blank lines, the column and the value.
+BROKEN_WITH_OPTIONS: dict[str, tuple[bytes, dict[str, Any], list[str]]] = {
+    "too many fields after blank lines, CRLF": (
+        b"customer_id,date,amount\r\nc1,2024-01-02,1.00\r\n\r\n\r\nc2,2024-01-03,1,2\r\n",
+        {},
+        ["bad.csv line 5:", "expected 3 columns", "found 4", "'c2,2024-01-03,1,2'"],
+    ),
+    "bad value after blank lines": (
+        b"customer_id,date,amount\n\nc1,2024-01-02,1.00\n\nc2,2024-01-03,1.234\n",
+        {},
+        ["bad.csv line 5, column 'amount': '1.234' has more than 2 decimal places"],
+    ),
+    "negative amount after blank lines": (
+        b"customer_id,date,amount\n\nc1,2024-01-02,1.00\n\n\nc1,2024-01-03,-1.00\n",
+        {},
+        ["bad.csv line 6, column 'amount': negative amount -1.00"],
+    ),
+    "quantity not a whole number": (
+        b"customer_id,date,quantity,amount\nc1,2024-01-02,1,1.00\nc1,2024-01-02,1.5,1.00\n",
+        {},
+        ["bad.csv line 3, column 'quantity': '1.5' is not a whole number"],
+    ),
+    "unknown sales channel": (
+        b"customer_id,date,amount,channel\nc1,2024-01-02,1.00,web\nc1,2024-01-02,1.00,fax\n",
+        {},
+        ["bad.csv line 3, column 'channel': 'fax' is not a sales channel"],
+    ),
+    "invalid utf-8": (
+        b"customer_id,date,amount\nc1,2024-01-02,1.00\nc\xff,2024-01-02,1.00\n",
+        {},
+        ["bad.csv line 3", "not valid utf8", "--encoding"],
+    ),
+    "unterminated quote": (
+        b'customer_id,date,amount\nc1,2024-01-02,1.00\n"c2,2024-01-02,1.00\n',
+        {},
+        ["bad.csv line 3", "unterminated quote", "'\"c2,2024-01-02,1.00'"],
+    ),
+    "unknown --date-format directive": (
+        b"customer_id,date,amount\nc1,31/01/2024,1.00\n",
+        {"date_format": "%Q"},
+        ["--date-format '%Q'", "%Q"],
+    ),
+    "whitespace file: bad date after header and blank lines": (
+        b"id date qty amount\n\n  a 20240105 1 19.98\n\t\nb 20241305 1 1.00\n",
+        {"delimiter": "whitespace", "columns": "customer_id,date,quantity,amount", "date_format": "%Y%m%d"},
+        ["bad.csv line 5, column 'date': cannot read '20241305' as a date; expected format %Y%m%d"],
+    ),
+    "whitespace file: zero quantity after blank lines": (
+        b"a 20240105 1 19.98\n\n   \nb 20240106 0 1.00\n",
+        {"delimiter": "whitespace", "columns": "customer_id,date,quantity,amount", "date_format": "%Y%m%d"},
+        ["bad.csv line 4, column 'quantity': 0 is not a quantity"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_WITH_OPTIONS, ids=list(BROKEN_WITH_OPTIONS))
+def test_errors_name_the_physical_line_column_and_value(case: str, tmp_path: Path) -> None:
+    content, options, pieces = BROKEN_WITH_OPTIONS[case]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+
+    with pytest.raises(TransactionFileError) as err:
+        import_transactions(None, path, dry_run=True, **options)
+
+    message = str(err.value)
+    assert "\n" not in message
+    for piece in pieces:
+        assert piece in message, f"{piece!r} not in {message!r}"
+
+
+def test_quotes_surrounding_whitespace_zones_and_gzip(tmp_path: Path, wh_url: str) -> None:
+    """A quoted field keeps its delimiter; values are trimmed of spaces, tabs and no-break
+    spaces; ISO values with a zone offset become UTC; a .gz file is read as it is."""
+    text = (
+        "customer_id,date,amount\n"
+        '"Smith, J",2024-01-02T10:00:00+02:00,"1.50"\n'
+        "\t c2 \u00a0, 2024-01-03 ,  2.25\t\n"
+        "c3,2024-01-04T23:30:00-01:00,3\n"
+    )
+    path = tmp_path / "tx.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+
+    stats = import_transactions(wh_url, path)
+
+    assert (stats.orders, stats.gross_amount) == (3, Decimal("6.75"))
+    assert query(wh_url, "SELECT customer_id, ordered_at, gross_amount FROM crm.orders ORDER BY ordered_at") == [
+        ("Smith, J", datetime(2024, 1, 2, 8), Decimal("1.50")),
+        ("c2", datetime(2024, 1, 3), Decimal("2.25")),
+        ("c3", datetime(2024, 1, 5, 0, 30), Decimal("3.00")),
+    ]
+
+
+def test_customers_file_errors_name_their_line(tmp_path: Path) -> None:
+    tx = write(tmp_path / "tx.csv", "customer_id,date,amount\nc1,2024-01-02,1.00\n")
+    repeated = write(tmp_path / "customers.csv", "customer_id,signup_at\nc1,2023-01-01\n\nc2,\nc2,2023-01-02\n")
+    bad_cost = write(tmp_path / "costs.csv", "customer_id,acquisition_cost\nc1,\nc2,-1.00\n")
+
+    with pytest.raises(TransactionFileError, match=r"customers.csv line 4, column 'customer_id': customer 'c2' appears more than once"):
+        import_transactions(None, tx, dry_run=True, customers_path=repeated)
+    with pytest.raises(TransactionFileError, match=r"costs.csv line 3, column 'acquisition_cost': negative acquisition cost"):
+        import_transactions(None, tx, dry_run=True, customers_path=bad_cost)
 
 
 def test_cli_prints_one_line_and_fails(
