@@ -67,6 +67,7 @@ import io
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -245,6 +246,9 @@ class _Source:
     # Data row (0-based) -> physical line; set by the CSV readers, asked on the error path only.
     locate: Callable[[int], int] | None = None
     key_is_line: bool = False  # the raw table's `_key` is the physical line (else the data row)
+    # What DuckDB reads: the file itself, or a UTF-8 copy when DuckDB lacks its encoding.
+    read_path: Path | None = None
+    read_encoding: str = "utf-8"
 
     def where(self, row: int) -> str:
         if self.kind == "parquet" or self.locate is None:
@@ -278,6 +282,12 @@ class _RawTable:
     types: dict[str, str]  # role -> DuckDB type of its raw column
     trimmed: bool = False  # text values carry no surrounding whitespace (split on it)
 
+    def close(self) -> None:
+        """Drop the connection (its temp tables go with it) and any transcoded copy of the file."""
+        self.con.close()
+        if self.source.read_path is not None and self.source.read_path != self.source.path:
+            self.source.read_path.unlink(missing_ok=True)
+
 
 @functools.cache
 def _database(pid: int) -> duckdb.DuckDBPyConnection:
@@ -304,11 +314,13 @@ def _first(
     return tuple(rows[0]) if rows else None
 
 
-def _finish(con: duckdb.DuckDBPyConnection, source: _Source, header: bool, *, trimmed: bool = False) -> _RawTable:
-    described = con.execute("DESCRIBE raw").fetchall()
-    types = {str(r[0]): str(r[1]) for r in described if not str(r[0]).startswith("_")}
-    count = _first(con, "SELECT count(*) FROM raw")
-    return _RawTable(con, source, header, int(count[0]) if count else 0, types, trimmed)
+def _finish(raw: _RawTable) -> _RawTable:
+    """Fill in the row count and the column types of the raw table just created."""
+    described = raw.con.execute("DESCRIBE raw").fetchall()
+    raw.types = {str(r[0]): str(r[1]) for r in described if not str(r[0]).startswith("_")}
+    count = _first(raw.con, "SELECT count(*) FROM raw")
+    raw.rows = int(count[0]) if count else 0
+    return raw
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,11 +336,36 @@ def _python_encoding(encoding: str) -> str:
     return "utf-8-sig" if encoding.lower().replace("-", "") in ("utf8", "utf8sig") else encoding
 
 
-def _duckdb_encoding(encoding: str) -> str:
-    """DuckDB's name for an encoding (it knows utf-8, utf-16 and latin-1 built in)."""
+def _duckdb_encoding(encoding: str) -> str | None:
+    """DuckDB's name for an encoding it reads built in (utf-8, utf-16, latin-1), else None."""
     key = encoding.lower().replace("-", "").replace("_", "")
     names = {"utf8": "utf-8", "utf8sig": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso88591": "latin-1"}
-    return names.get(key, encoding)
+    return names.get(key)
+
+
+def _readable_by_duckdb(source: _Source) -> None:
+    """Set what DuckDB reads: the file, or a UTF-8 copy when DuckDB lacks its encoding (cp1252...).
+
+    The copy keeps every line where it was, so line numbers stay those of the file.
+    """
+    known = _duckdb_encoding(source.encoding)
+    if known is not None:
+        source.read_path, source.read_encoding = source.path, known
+        return
+    with _open_binary(source.path) as f:
+        data = f.read()
+    try:
+        text = data.decode(source.encoding)
+    except LookupError:
+        raise TransactionFileError(f"--encoding {source.encoding!r}: unknown encoding") from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TransactionFileError(
+            f"{source.path.name} line {line}: not valid {source.encoding} text; use --encoding"
+        ) from None
+    with tempfile.NamedTemporaryFile("wb", suffix=".csv", prefix="import-", delete=False) as out:
+        out.write(text.encode("utf-8"))
+    source.read_path, source.read_encoding = Path(out.name), "utf-8"
 
 
 def _split_line(text: str, delimiter: str) -> list[str]:
@@ -432,6 +469,8 @@ def _read_first_line(path: Path, encoding: str) -> str:
         raw = f.readline(1 << 20)
     try:
         return raw.decode(_python_encoding(encoding)).rstrip("\r\n")
+    except LookupError:
+        raise TransactionFileError(f"--encoding {encoding!r}: unknown encoding") from None
     except UnicodeDecodeError as exc:
         raise TransactionFileError(
             f"{path.name} line 1: not valid {encoding} text ({exc}); use --encoding"
@@ -510,21 +549,26 @@ def _read_csv(
         )
     source.role_to_source = roles
 
-    con = _connect()
-    if delimiter == WHITESPACE:
-        _read_whitespace_columns(con, source, names, roles)
-    else:
-        _read_delimited_columns(con, source, names, roles)
-    return _finish(con, source, bool(header), trimmed=delimiter == WHITESPACE)
+    _readable_by_duckdb(source)
+    raw = _RawTable(_connect(), source, bool(header), 0, {}, trimmed=delimiter == WHITESPACE)
+    try:
+        if delimiter == WHITESPACE:
+            _read_whitespace_columns(raw.con, source, names, roles)
+        else:
+            _read_delimited_columns(raw.con, source, names, roles)
+        return _finish(raw)
+    except BaseException:
+        raw.close()
+        raise
 
 
-def _lines_sql(encoding: str) -> tuple[str, list[object]]:
+def _lines_sql(source: _Source) -> tuple[str, dict[str, Any]]:
     """read_csv of a file as one VARCHAR per physical line (an empty line is one NULL value)."""
     sql = (
         "read_csv($path, columns = {'line': 'VARCHAR'}, delim = $nodelim, quote = '', escape = '', "
         "header = false, auto_detect = false, encoding = $encoding)"
     )
-    return sql, [_NO_DELIMITER, _duckdb_encoding(encoding)]
+    return sql, {"path": str(source.read_path), "nodelim": _NO_DELIMITER, "encoding": source.read_encoding}
 
 
 def _read_delimited_columns(
@@ -546,10 +590,10 @@ def _read_delimited_columns(
             "auto_detect = false, encoding = $encoding, "
             "store_rejects = true, rejects_table = 'rejects', rejects_scan = 'rejects_scan')",
             {
-                "path": str(source.path),
+                "path": str(source.read_path),
                 "delim": source.delimiter,
                 "skip": source.header_lines,
-                "encoding": _duckdb_encoding(source.encoding),
+                "encoding": source.read_encoding,
             },
         )
     except duckdb.Error as exc:
@@ -564,10 +608,10 @@ def _read_delimited_columns(
 
     def locate(row: int) -> int:
         # The (row+1)-th non-empty line after the header, as DuckDB skips empty lines too.
-        lines, params = _lines_sql(source.encoding)
+        lines, params = _lines_sql(source)
         con.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS lines AS SELECT line FROM {lines}",
-            {"path": str(source.path), "nodelim": params[0], "encoding": params[1]},
+            params,
         )
         # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
         found = _first(
@@ -617,11 +661,11 @@ def _read_whitespace_columns(
     internal = [f"c{i}" for i in range(len(names))]
     # A constant, not a parameter: DuckDB compiles a constant pattern once.
     pattern = r"^\s*" + r"\s+".join([r"(\S+)"] * len(names)) + r"\s*$"
-    lines, params = _lines_sql(source.encoding)
+    lines, params = _lines_sql(source)
     try:
         con.execute(
             f"CREATE TEMP TABLE lines AS SELECT line FROM {lines}",
-            {"path": str(source.path), "nodelim": params[0], "encoding": params[1]},
+            params,
         )
         # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
         con.execute(
@@ -685,7 +729,7 @@ def _read_parquet(path: Path, columns: tuple[str, ...] | None, wanted: _Wanted) 
     con.register("raw_arrow", pa.table(arrays))
     con.execute("CREATE TEMP TABLE raw AS SELECT * FROM raw_arrow")
     con.unregister("raw_arrow")
-    return _finish(con, source, header=False)
+    return _finish(_RawTable(con, source, header=False, rows=0, types={}))
 
 
 def _read_tabular(
@@ -811,7 +855,7 @@ class _Staging:
             self.values[name] = f"coalesce(lower({t}), '')"
         else:
             self.params[f"default_{role}"] = default
-            self.values[name] = f"coalesce(lower({t}), ${'default_' + role})"
+            self.values[name] = f"coalesce(lower({t}), $default_{role})"
         self._rule(
             role, f"NOT list_contains(${param}, {name})", name, lambda v: f"{v!r} is not {what} ({', '.join(allowed)})"
         )
@@ -1321,7 +1365,7 @@ def _customers(derived: pa.Table, options: ImportOptions) -> tuple[pa.Table, int
     try:
         return _customers_with_file(derived, options, raw)
     finally:
-        raw.con.close()
+        raw.close()
 
 
 def _customers_with_file(derived: pa.Table, options: ImportOptions, raw: _RawTable) -> tuple[pa.Table, int]:
@@ -1433,7 +1477,7 @@ def read_transactions(path: str | Path, options: ImportOptions | None = None) ->
         tx = _parse_transactions(raw, options)
         built = build_source_tables(tx, raw.source, options)
     finally:
-        raw.con.close()  # its temp tables go with it
+        raw.close()
     built.transactions = len(tx)
     built.header = raw.header
     built.columns = dict(raw.source.role_to_source)

@@ -651,6 +651,22 @@ def test_quotes_surrounding_whitespace_zones_and_gzip(tmp_path: Path, wh_url: st
     ]
 
 
+def test_an_encoding_duckdb_lacks_is_read_through_a_utf8_copy(tmp_path: Path, wh_url: str) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_bytes("customer_id,date,amount\ncaf\u00e9 \u20ac,2024-01-02,1.00\n".encode("cp1252"))
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"customer_id,date,amount\nc1,2024-01-02,1.00\n\nc\x81,2024-01-02,1.00\n")
+
+    stats = import_transactions(wh_url, path, encoding="cp1252")
+
+    assert stats.orders == 1
+    assert query(wh_url, "SELECT customer_id FROM crm.customers") == [("caf\u00e9 \u20ac",)]
+    with pytest.raises(TransactionFileError, match=r"broken.csv line 4: not valid cp1252 text"):
+        import_transactions(None, broken, dry_run=True, encoding="cp1252")
+    with pytest.raises(TransactionFileError, match=r"--encoding 'nope': unknown encoding"):
+        import_transactions(None, path, dry_run=True, encoding="nope")
+
+
 def test_customers_file_errors_name_their_line(tmp_path: Path) -> None:
     tx = write(tmp_path / "tx.csv", "customer_id,date,amount\nc1,2024-01-02,1.00\n")
     repeated = write(tmp_path / "customers.csv", "customer_id,signup_at\nc1,2023-01-01\n\nc2,\nc2,2023-01-02\n")
