@@ -609,10 +609,7 @@ def _read_delimited_columns(
     def locate(row: int) -> int:
         # The (row+1)-th non-empty line after the header, as DuckDB skips empty lines too.
         lines, params = _lines_sql(source)
-        con.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS lines AS SELECT line FROM {lines}",
-            params,
-        )
+        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS lines AS SELECT line FROM {lines}", params)
         # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
         found = _first(
             con,
@@ -628,6 +625,7 @@ def _read_delimited_columns(
 def _rejected_line_error(
     source: _Source, expected: int, line: int, error_type: str, text: str | None, message: str | None
 ) -> TransactionFileError:
+    """The error for the first line in DuckDB's rejects table, worded as for any other line."""
     where = f"{source.path.name} line {line}"
     shown = (text or "").strip("\r\n")
     if error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
@@ -646,6 +644,7 @@ def _rejected_line_error(
 
 
 def _one_line(text: object) -> str:
+    """DuckDB's multi-line messages on one line (the CLI prints errors as one line)."""
     return " ".join(str(text).split())
 
 
@@ -663,10 +662,7 @@ def _read_whitespace_columns(
     pattern = r"^\s*" + r"\s+".join([r"(\S+)"] * len(names)) + r"\s*$"
     lines, params = _lines_sql(source)
     try:
-        con.execute(
-            f"CREATE TEMP TABLE lines AS SELECT line FROM {lines}",
-            params,
-        )
+        con.execute(f"CREATE TEMP TABLE lines AS SELECT line FROM {lines}", params)
         # rowid is the insertion order of `lines`, i.e. the physical line number minus one.
         con.execute(
             "CREATE TEMP TABLE fields AS SELECT rowid + 1 AS _key, "
