@@ -68,6 +68,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -289,6 +290,9 @@ class _RawTable:
             self.source.read_path.unlink(missing_ok=True)
 
 
+_DATABASE_LOCK = threading.Lock()
+
+
 @functools.cache
 def _database(pid: int) -> duckdb.DuckDBPyConnection:
     """The importer's private in-memory DuckDB, one per process (`pid`: never shared across a fork)."""
@@ -299,7 +303,8 @@ def _database(pid: int) -> duckdb.DuckDBPyConnection:
 def _connect() -> duckdb.DuckDBPyConnection:
     """A new connection with its own temp tables. Opening a database costs about 20 ms, a cursor
     on an open one almost nothing."""
-    con = _database(os.getpid()).cursor()
+    with _DATABASE_LOCK:  # a connection is not safe to share between threads, even for cursor()
+        con = _database(os.getpid()).cursor()
     # Zoned values become naive UTC when cast to TIMESTAMP only when the session zone is UTC.
     con.execute("SET TimeZone = 'UTC'")
     return con
