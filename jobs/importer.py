@@ -132,8 +132,9 @@ _NO_DELIMITER = "\x1f"  # whitespace files are read one line per value, then spl
 _SAMPLE_TIME = datetime(2024, 1, 31, 13, 45, 0)
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
-# Unicode White_Space, as trimmed before (Arrow's utf8_trim_whitespace); trim() alone removes
-# spaces only, and trim() with a character list is slow, so it runs only where a regex sees any.
+# Unicode White_Space, as trimmed before (Arrow's utf8_trim_whitespace). trim() alone removes
+# spaces only and trim() with a character list is slow: it runs only on columns where some value
+# may need it (see _Staging._needs_trim), and there only where a regex sees edge whitespace.
 _WHITESPACE_CODES = (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
 _WHITESPACE_CHARS_SQL = "(" + " || ".join(f"chr({c})" for c in _WHITESPACE_CODES) + ")"
 _EDGE_WHITESPACE = r"^[\s\x0b\x{85}\pZ]|[\s\x0b\x{85}\pZ]$"
@@ -794,6 +795,7 @@ class _Staging:
 
     raw: _RawTable
     texts: dict[str, str] = field(default_factory=dict)
+    text_roles: dict[str, str] = field(default_factory=dict)  # text name -> its raw column
     values: dict[str, str] = field(default_factory=dict)
     rules: list[_Rule] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
@@ -806,15 +808,31 @@ class _Staging:
         return self.raw.types[role].upper()
 
     def _text(self, role: str) -> str:
+        """The trimmed text of a raw column, NULL when empty (`{text}` is filled in by `run`)."""
         name = f"t_{role}"
-        text = f"CAST({_q(role)} AS VARCHAR)"
-        if not self.raw.trimmed:
-            text = (
-                f"CASE WHEN regexp_matches({text}, {_lit(_EDGE_WHITESPACE)}) "
-                f"THEN trim({text}, {_WHITESPACE_CHARS_SQL}) ELSE {text} END"
-            )
-        self.texts[name] = f"nullif({text}, '')"
+        self.text_roles[name] = role
+        self.texts[name] = "nullif({text}, '')"
         return name
+
+    def _needs_trim(self) -> set[str]:
+        """The text roles where some value may start or end with whitespace.
+
+        A cheap scan of first and last characters (ASCII control or space, or any non-ASCII
+        character) spares the trimming expression, which is slow, on columns that need none.
+        """
+        roles = sorted(set(self.text_roles.values()))
+        if self.raw.trimmed or not roles:
+            return set()
+        ends = []
+        for role in roles:
+            x = f"CAST({_q(role)} AS VARCHAR)"
+            ends += [f"min(ord({x})), max(ord({x})), min(ord(right({x}, 1))), max(ord(right({x}, 1)))"]
+        found = list(_first(self.raw.con, f"SELECT {', '.join(ends)} FROM raw") or ())
+        return {
+            role
+            for k, role in enumerate(roles)
+            if any(v is not None and not 33 <= v <= 127 for v in found[4 * k : 4 * k + 4])
+        }
 
     def _native(self, role: str) -> str:
         self.native.add(role)
@@ -879,7 +897,7 @@ class _Staging:
         else:
             t = self._text(role)
             if empty_as_zero:
-                self.texts[t] = f"coalesce({self.texts[t]}, '0')"
+                self.texts[t] = f"coalesce({self.texts[t]}, '0')"  # still a template
             else:
                 self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty value (expected a number like 12.34)")
             # Exact: the rules below leave at most 12 integer digits and 2 significant decimals.
@@ -978,7 +996,16 @@ class _Staging:
         con, source = self.raw.con, self.raw.source
         # Only what the rules and outputs use: copying every raw column costs time on big files.
         texts = "".join(f", {_q(role)}" for role in sorted(self.native))
-        texts += "".join(f", {sql} AS {name}" for name, sql in self.texts.items())
+        trim = self._needs_trim()
+        for name, template in self.texts.items():
+            role = self.text_roles[name]
+            text = f"CAST({_q(role)} AS VARCHAR)"
+            if role in trim:
+                text = (
+                    f"CASE WHEN regexp_matches({text}, {_lit(_EDGE_WHITESPACE)}) "
+                    f"THEN trim({text}, {_WHITESPACE_CHARS_SQL}) ELSE {text} END"
+                )
+            texts += f", {template.format(text=text)} AS {name}"
         values = "".join(f", {sql} AS {name}" for name, sql in self.values.items())
         try:
             sql = f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *{values} FROM (SELECT _key{texts} FROM raw)"
