@@ -135,7 +135,9 @@ _FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 # Unicode White_Space, as trimmed before (Arrow's utf8_trim_whitespace). trim() alone removes
 # spaces only and trim() with a character list is slow: it runs only on columns where some value
 # may need it (see _Staging._needs_trim), and there only where a regex sees edge whitespace.
-_WHITESPACE_CODES = (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+_WHITESPACE_CODES = (
+    *range(9, 14), 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000
+)
 _WHITESPACE_CHARS_SQL = "(" + " || ".join(f"chr({c})" for c in _WHITESPACE_CODES) + ")"
 _EDGE_WHITESPACE = r"^[\s\x0b\x{85}\pZ]|[\s\x0b\x{85}\pZ]$"
 # ISO values without a zone: cast to TIMESTAMP directly (the zone-aware cast is several times
@@ -228,8 +230,6 @@ class ImportStats:
             f"{refunds}; gross {self.gross_amount:,}; {self.first_ordered_at:%Y-%m-%d} .. "
             f"{self.last_ordered_at:%Y-%m-%d}; {self.seconds:.1f}s"
         )
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +345,9 @@ def _python_encoding(encoding: str) -> str:
 def _duckdb_encoding(encoding: str) -> str | None:
     """DuckDB's name for an encoding it reads built in (utf-8, utf-16, latin-1), else None."""
     key = encoding.lower().replace("-", "").replace("_", "")
-    names = {"utf8": "utf-8", "utf8sig": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso88591": "latin-1"}
+    names = {
+        "utf8": "utf-8", "utf8sig": "utf-8", "utf16": "utf-16", "latin1": "latin-1", "iso88591": "latin-1"
+    }
     return names.get(key)
 
 
@@ -496,9 +498,18 @@ class _Wanted:
     role_options: dict[str, str] = field(default_factory=dict)  # role -> CLI option naming it
     header_probe_role: str | None = None  # with --columns: line 1 is a header when this is no number
 
+    def needed(self) -> list[str]:
+        """Roles that must be found: the required ones and those named by an option."""
+        return [r for r in self.roles if r in self.required or self.roles[r] is not None]
+
 
 def _read_csv(
-    path: Path, delimiter: str, header: bool | None, columns: tuple[str, ...] | None, wanted: _Wanted, encoding: str
+    path: Path,
+    delimiter: str,
+    header: bool | None,
+    columns: tuple[str, ...] | None,
+    wanted: _Wanted,
+    encoding: str,
 ) -> _RawTable:
     source = _Source(path=path, kind="csv", delimiter=delimiter, encoding=encoding)
     first_line = _read_first_line(path, encoding)
@@ -540,9 +551,9 @@ def _read_csv(
 
     source.header_lines = 1 if header else 0
     roles = _resolve_roles(names, wanted.roles, wanted.defaults)
-    missing = [r for r in wanted.roles if r not in roles and (r in wanted.required or wanted.roles[r] is not None)]
+    missing = [r for r in wanted.needed() if r not in roles]
     if missing:
-        needed = len([r for r in wanted.roles if r in wanted.required or wanted.roles[r] is not None])
+        needed = len(wanted.needed())
         raise _missing_roles_error(
             source,
             names,
@@ -717,7 +728,7 @@ def _read_parquet(path: Path, columns: tuple[str, ...] | None, wanted: _Wanted) 
             )
         names = list(columns)
     roles = _resolve_roles(names, wanted.roles, wanted.defaults)
-    missing = [r for r in wanted.roles if r not in roles and (r in wanted.required or wanted.roles[r] is not None)]
+    missing = [r for r in wanted.needed() if r not in roles]
     if missing:
         raise _missing_roles_error(
             source, names, missing, wanted.roles, wanted.defaults, None, 0, wanted.role_options
@@ -788,9 +799,10 @@ class _Rule:
 class _Staging:
     """Typed columns of one raw table, computed in SQL, and the rules their rows must pass.
 
-    `texts` are computed from `raw` (trimmed text, NULL when empty); `values` from the texts;
-    rules and outputs may refer to both. `run` builds the table once, checks every rule in one
-    scan and returns the wanted outputs in file order.
+    `texts` are computed from `raw` (trimmed text, NULL when empty); `values` from the texts
+    (with `try_cast`/`try_strptime`, so building never fails); rules and outputs may refer to
+    both. `run` builds the table once, finds the first failing row of every rule with one
+    aggregate (a second only on the way to an error) and returns the outputs in file order.
     """
 
     raw: _RawTable
@@ -875,8 +887,9 @@ class _Staging:
         else:
             self.params[f"default_{role}"] = default
             self.values[name] = f"coalesce(lower({t}), $default_{role})"
+        listed = ", ".join(allowed)
         self._rule(
-            role, f"NOT list_contains(${param}, {name})", name, lambda v: f"{v!r} is not {what} ({', '.join(allowed)})"
+            role, f"NOT list_contains(${param}, {name})", name, lambda v: f"{v!r} is not {what} ({listed})"
         )
         return name
 
@@ -899,7 +912,8 @@ class _Staging:
             if empty_as_zero:
                 self.texts[t] = f"coalesce({self.texts[t]}, '0')"  # still a template
             else:
-                self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty value (expected a number like 12.34)")
+                empty = "empty value (expected a number like 12.34)"
+                self._rule(role, f"{t} IS NULL", "NULL", lambda _: empty)
             # Exact: the rules below leave at most 12 integer digits and 2 significant decimals.
             self.values[name] = f"TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 2)) * 100 AS BIGINT)"
             # A text passing _PLAIN_AMOUNT with a value has a digit, so passes all three rules.
@@ -926,7 +940,7 @@ class _Staging:
         else:
             t = self._text(role)
             self._rule(role, f"{t} IS NULL", "NULL", lambda _: "empty quantity (expected a whole number)")
-            self._rule(role, f"NOT regexp_matches({t}, {_lit(_INTEGER)})", t, lambda v: f"{v!r} is not a whole number")
+            self._rule(role, f"NOT regexp_matches({t}, {_lit(_INTEGER)})", t, _quoted("is not a whole number"))
             self._rule(role, f"length({t}) > 11", t, lambda v: f"{v!r} is too large")
             self.values[name] = f"TRY_CAST({t} AS BIGINT)"
         self._rule(role, f"{name} IS NULL OR abs({name}) > {_INT32_MAX}", name, lambda v: f"{v} is too large")
@@ -1407,10 +1421,15 @@ def _customers_with_file(derived: pa.Table, options: ImportOptions, raw: _RawTab
         outputs["signup_at"] = staging.times("signup_at", None, optional=True)
     if staging.has("acquisition_channel"):
         outputs["acquisition_channel"] = staging.choice(
-            "acquisition_channel", ACQUISITION_CHANNELS, "an acquisition channel", default=options.default_channel
+            "acquisition_channel",
+            ACQUISITION_CHANNELS,
+            "an acquisition channel",
+            default=options.default_channel,
         )
     if staging.has("acquisition_cost"):
-        outputs["acquisition_cost"] = staging.cents("acquisition_cost", max_integer_digits=10, empty_as_zero=True)
+        outputs["acquisition_cost"] = staging.cents(
+            "acquisition_cost", max_integer_digits=10, empty_as_zero=True
+        )
         staging.rule("acquisition_cost", f"{outputs['acquisition_cost']} < 0", "negative acquisition cost")
     for name in ("region", "referred_by", "email"):
         if staging.has(name):
@@ -1436,7 +1455,9 @@ def _customers_with_file(derived: pa.Table, options: ImportOptions, raw: _RawTab
     )
     cols["acquisition_cost"] = _cents_to_decimal(cost, 12)
     for name in ("region", "referred_by", "email"):
-        cols[name] = _string_array(typed.column(outputs[name])) if name in outputs else pa.nulls(n_file, pa.string())
+        cols[name] = (
+            _string_array(typed.column(outputs[name])) if name in outputs else pa.nulls(n_file, pa.string())
+        )
     cols["_file_row"] = pa.array(np.arange(n_file))
     listed = pa.table(cols)
     # File customers first, in file order; then customers known only from transactions.
