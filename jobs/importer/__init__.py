@@ -55,6 +55,10 @@ Each value is typed in SQL (`try_cast`, `try_strptime` with --date-format) and e
 predicate; one scan finds the first failing row of each. Building the tables is numpy and pyarrow.
 Everything in the happy path is vectorised (no per-row Python). Errors raise `TransactionFileError`
 naming the physical line (CSV) or row (Parquet), the column and the value.
+
+The rooms: `options` (what an import is asked and reports, the error type), `read` (DuckDB reading
+and the SQL rules), `build` (the source tables from validated rows), `load` (one transaction into
+the warehouse), `cli` (`crm-metrics import`).
 """
 
 
