@@ -51,9 +51,11 @@ def test_rerun_adds_nothing_and_a_change_adds_one_version(source: str, tmp_path:
     first = extract(spark, wh, lake, date(2024, 2, 28))
     again = extract(spark, wh, lake, date(2024, 2, 28))
     older = extract(spark, wh, lake, date(2024, 2, 1))  # a backfill's extraction: harmless too
-    assert not first.full_refresh
+    refresh = extract(spark, wh, lake, date(2024, 2, 28), full_refresh=True)  # and a full refresh
+    assert not first.full_refresh and refresh.full_refresh
     assert first.rows["orders"] == 1  # the changed order's new version, nothing else
-    assert again.rows == older.rows == {t.name: 0 for t in SOURCE_TABLES}
+    assert again.rows == older.rows == refresh.rows == {t.name: 0 for t in SOURCE_TABLES}
+    assert set(refresh.tombstones.values()) == {0}  # nothing was deleted in the source
     raw = lake.read_arrow(lake.raw_table("orders"))
     versions = sorted(
         (s for o, s in zip(raw.column("order_id").to_pylist(), raw.column("status").to_pylist(), strict=True) if o == oid)

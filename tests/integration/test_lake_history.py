@@ -258,19 +258,6 @@ def small(tmp_path: Path) -> str:
     return _generate(tmp_path / "small.duckdb", customers=300, start=date(2024, 1, 1), end=D)
 
 
-def test_rerunning_an_extraction_adds_no_versions(small: str, tmp_path: Path, spark: Any) -> None:
-    lake, wh = Lake.at(tmp_path / "lake"), open_warehouse(small)
-    first = extract(spark, wh, lake, D)
-    assert first.full_refresh
-    assert first.rows["orders"] == wh.scalar("SELECT count(*) FROM crm.orders") > 0
-    again = extract(spark, wh, lake, D)
-    refresh = extract(spark, wh, lake, D, full_refresh=True)  # a full refresh of an unchanged source too
-    assert not again.full_refresh and refresh.full_refresh
-    assert set(again.rows.values()) == set(refresh.rows.values()) == {0}
-    assert set(refresh.tombstones.values()) == {0}
-    assert lake.read_arrow(lake.raw_table("orders")).num_rows == first.rows["orders"]
-
-
 def test_a_deleted_row_is_a_tombstone_for_later_snapshots_only(small: str, tmp_path: Path, spark: Any) -> None:
     lake, wh = Lake.at(tmp_path / "lake"), open_warehouse(small)
     gone = wh.scalar("SELECT min(interaction_id) FROM crm.interactions WHERE occurred_at < TIMESTAMP '2024-02-01'")
