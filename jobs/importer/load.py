@@ -12,8 +12,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.config import mask_url
 from jobs.importer.build import decimal_to_cents, read_transactions
 from jobs.importer.options import ImportOptions, ImportStats, parse_columns, parse_delimiter
+from jobs.warehouse import open_warehouse, quote_ident
 from schemas.source import (
     SOURCE_SCHEMA,
     SOURCE_TABLES,
@@ -24,8 +26,6 @@ from schemas.types import create_table_sql
 def replace_source_tables(warehouse: Any, tables: dict[str, pa.Table], bar: Any = None) -> None:
     """Replace every table of the source schema with `tables` (missing ones left empty), atomically.
     `bar`: an optional progress bar advanced once per table."""
-    from jobs.warehouse import quote_ident
-
     warehouse.ensure_tables(SOURCE_SCHEMA, SOURCE_TABLES)
     with warehouse.transaction() as conn:
         if warehouse.dialect == "postgres":
@@ -77,8 +77,6 @@ def import_transactions(
             bar.update(1)
         written_to = None
         if not dry_run:
-            from jobs.config import mask_url
-            from jobs.warehouse import open_warehouse
 
             wh = open_warehouse(warehouse) if warehouse is None or isinstance(warehouse, str) else warehouse
             replace_source_tables(wh, built.tables, bar)
