@@ -31,7 +31,6 @@ from schemas.steps import STEPS
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class RunContext:
     snapshot: date
