@@ -2,7 +2,8 @@
 
 Input: the published marts of one snapshot date in the warehouse (DuckDB or PostgreSQL), read
 with aggregating SQL (see jobs/report/data.py): portfolio_summary (header numbers),
-cohort_retention (cohort heatmap, retention curves per channel), whale_curve, customer_segments +
+cohort_retention (cohort heatmap, retention curves per channel), revenue_retention (NRR and GRR
+per channel, chart and table), whale_curve, customer_segments +
 customer_profitability + portfolio_breakdown (Kotler map, lifecycle and loyalty-ladder
 distributions), customer_clv + clv_model_fit (CLV histogram, or a note when not fitted),
 channel_economics (LTV/CAC) and pipeline_runs + dq_results + quarantine (data quality of the run).

@@ -13,7 +13,7 @@ from datetime import date
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from jobs.report.data import ChannelEconomics, ClvData, KotlerMap, ReportData, RunInfo
+from jobs.report.data import ChannelEconomics, ClvData, KotlerMap, ReportData, RevenueRetention, RunInfo
 
 TEMPLATE = "plotly_white"
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
@@ -30,6 +30,20 @@ CHANNEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c56
 
 
 @dataclass(frozen=True)
+class Cell:
+    """A table cell: the text shown and the exact database value (the cell's data-value)."""
+
+    shown: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: list[tuple[Cell, ...]]
+
+
+@dataclass(frozen=True)
 class Chart:
     """One chart slot on the page: a figure, or a note explaining why there is none."""
 
@@ -40,6 +54,7 @@ class Chart:
     caption: str | None = None  # HTML, already escaped: a line of numbers under the title
     height: int = 440
     wide: bool = False  # spans both columns of the section's grid
+    table: Table | None = None  # the chart's numbers, exact, under the figure
 
 
 def _layout(fig: go.Figure, height: int, **kwargs: object) -> go.Figure:
@@ -298,6 +313,47 @@ def clv_distribution(clv: ClvData) -> Chart:
     return Chart("clv", title, fig, height=440, caption=caption)
 
 
+def _ratio_cell(value: float | None) -> Cell:
+    return Cell("n/a" if value is None else f"{value:.1%}", "" if value is None else repr(value))
+
+
+def revenue_retention(rows: list[RevenueRetention]) -> Chart:
+    """NRR and GRR per acquisition channel over the 3- and 12-month windows, with their table."""
+    title = "Net and gross revenue retention"
+    if not any(r.starting_customers for r in rows):
+        return Chart("revenue-retention", title,
+                     note="No starting customers: nobody bought in a prior window yet.")
+    ordered = sorted(rows, key=lambda r: (r.window_months, r.channel == "all", r.channel))
+    names = sorted({r.channel for r in rows if r.channel != "all"}) + ["all"]
+    fig = go.Figure()
+    shades = {("net", 3): "#9ecae1", ("gross", 3): "#fdae6b", ("net", 12): "#2171b5", ("gross", 12): "#d94801"}
+    for window in sorted({r.window_months for r in rows}):
+        by_channel = {r.channel: r for r in rows if r.window_months == window}
+        for kind, attr in (("net", "net_revenue_retention"), ("gross", "gross_revenue_retention")):
+            label = f"{'NRR' if kind == 'net' else 'GRR'} {window} months"
+            fig.add_trace(go.Bar(
+                x=["all channels" if n == "all" else n for n in names],
+                y=[getattr(by_channel[n], attr) if n in by_channel else None for n in names],
+                name=label, marker={"color": shades.get((kind, window), "#777")},
+                customdata=[[by_channel[n].starting_customers if n in by_channel else 0] for n in names],
+                hovertemplate=f"%{{x}}: {label} %{{y:.1%}}<br>%{{customdata[0]:,}} starting customers<extra></extra>",
+            ))
+    _layout(fig, 420, barmode="group")
+    fig.add_hline(y=1.0, line={"dash": "dot", "color": "#555", "width": 1})
+    fig.update_yaxes(title_text="current / prior window revenue", tickformat=".0%", rangemode="tozero")
+    table = Table(
+        ("channel", "window", "starting customers", "prior revenue", "current revenue", "NRR", "GRR", "full prior window"),
+        [(Cell(r.channel, r.channel), Cell(f"{r.window_months} months", str(r.window_months)),
+          Cell(f"{r.starting_customers:,}", str(r.starting_customers)),
+          Cell(f"{r.prior_revenue:,.2f}", format(r.prior_revenue, "f")),
+          Cell(f"{r.current_revenue:,.2f}", format(r.current_revenue, "f")),
+          _ratio_cell(r.net_revenue_retention), _ratio_cell(r.gross_revenue_retention),
+          Cell("yes" if r.is_full_prior_window else "no (history starts later)", str(r.is_full_prior_window).lower()))
+         for r in ordered],
+    )
+    return Chart("revenue-retention", title, fig, height=420, wide=True, table=table)
+
+
 def channel_ltv_cac(channels: list[ChannelEconomics]) -> Chart:
     """CAC against cumulative margin per customer (LTV) at 3, 6 and 12 months, per channel."""
     if not channels:
@@ -385,7 +441,7 @@ def quality_charts(run: RunInfo, steps_order: tuple[str, ...]) -> list[Chart]:
 def all_charts(data: ReportData, steps_order: tuple[str, ...]) -> dict[str, list[Chart]]:
     """Charts per page section, in page order."""
     return {
-        "retention": [cohort_heatmap(data), channel_retention(data)],
+        "retention": [cohort_heatmap(data), channel_retention(data), revenue_retention(data.revenue_retention)],
         "profitability": [whale_curve(data), kotler_map(data.kotler, data.breakdown.get("kotler_quadrant", []))],
         "segments": [segment_distributions(data.breakdown), clv_distribution(data.clv)],
         "channels": [channel_ltv_cac(data.channels)],

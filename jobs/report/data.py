@@ -96,6 +96,20 @@ class ChannelEconomics:
 
 
 @dataclass(frozen=True)
+class RevenueRetention:
+    """NRR and GRR of one acquisition channel (or 'all') over one window length."""
+
+    channel: str
+    window_months: int
+    starting_customers: int
+    prior_revenue: Decimal
+    current_revenue: Decimal
+    net_revenue_retention: float | None
+    gross_revenue_retention: float | None
+    is_full_prior_window: bool
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """The pipeline run that published the snapshot, with its quality results."""
 
@@ -126,6 +140,7 @@ class ReportData:
     kotler: KotlerMap
     clv: ClvData
     channels: list[ChannelEconomics]
+    revenue_retention: list[RevenueRetention]
     run: RunInfo
 
 
@@ -158,6 +173,7 @@ def load_report_data(wh: Warehouse, snapshot: date) -> ReportData:
         kotler=_kotler(wh, snapshot),
         clv=_clv(wh, snapshot),
         channels=_channels(wh, snapshot),
+        revenue_retention=_revenue_retention(wh, snapshot),
         run=_run(wh, snapshot),
     )
 
@@ -351,6 +367,21 @@ def _channels(wh: Warehouse, snapshot: date) -> list[ChannelEconomics]:
             )
         )
     return out
+
+
+def _revenue_retention(wh: Warehouse, snapshot: date) -> list[RevenueRetention]:
+    """The snapshot's NRR and GRR rows; none for a warehouse published before the mart existed."""
+    if not wh.table_exists("marts", "revenue_retention"):
+        return []
+    ph = wh.placeholder
+    rows = wh.query(
+        "SELECT acquisition_channel, window_months, starting_customers, prior_revenue, current_revenue, "
+        "net_revenue_retention, gross_revenue_retention, is_full_prior_window "
+        f"FROM marts.revenue_retention WHERE snapshot_date = {ph} ORDER BY window_months, acquisition_channel",
+        [snapshot],
+    )
+    return [RevenueRetention(str(r[0]), int(r[1]), int(r[2] or 0), Decimal(r[3] or 0), Decimal(r[4] or 0),
+                             _f(r[5]), _f(r[6]), bool(r[7])) for r in rows]
 
 
 def _run(wh: Warehouse, snapshot: date) -> RunInfo:

@@ -44,8 +44,10 @@ SECTIONS = {  # key -> title, how to read it (HTML), source marts
         "Share of each cohort (customers by month of first purchase) that bought again in each later month. "
         "Blank cells are months that have not happened yet; the colour scale tops out at the best period after "
         "the first, so period 0 (always 100%) is saturated. The curves average complete periods over the cohorts "
-        "that reached them, weighted by cohort size.",
-        "marts.cohort_retention",
+        "that reached them, weighted by cohort size. Revenue retention follows the customers who bought in the "
+        "prior window (3 or 12 months before the current one, ending on the snapshot): NRR = their revenue now / "
+        "then, expansion included; GRR caps each customer at what they spent then, so it never exceeds 100%.",
+        "marts.cohort_retention, marts.revenue_retention",
     ),
     "profitability": (
         "Profitability and loyalty",
@@ -154,7 +156,7 @@ def render_page(data: ReportData, sections: dict[str, list[Chart]]) -> str:
     blocks = [
         {"key": key, "title": SECTIONS[key][0], "how": SECTIONS[key][1], "source": SECTIONS[key][2],
          "charts": [{"key": c.key, "title": c.title, "wide": c.wide, "caption": c.caption, "note": c.note or "",
-                     "body": _chart_body(c)} for c in charts]}
+                     "body": _chart_body(c), "table": c.table} for c in charts]}
         for key, charts in sections.items()
     ]
     page = TEMPLATES.get_template("portfolio.html.j2").render(

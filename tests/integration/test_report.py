@@ -22,7 +22,7 @@ from jobs.report import ReportError, configure, run, write_report
 from jobs.report.page import HEADLINES
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-BAR_CHARTS = ("segments", "clv", "channel-economics", "dq-checks", "step-seconds", "quarantine")
+BAR_CHARTS = ("revenue-retention", "segments", "clv", "channel-economics", "dq-checks", "step-seconds", "quarantine")
 SCATTER_CHARTS = ("channel-retention", "whale-curve", "kotler-map")
 
 
@@ -166,7 +166,7 @@ def test_every_chart_renders_in_chromium(report: dict[str, Any]) -> None:
     url, snapshot = report["url"], report["snapshot"]
     quarantined = query(url, "SELECT count(*) FROM marts.quarantine WHERE snapshot_date = ?", [snapshot])[0][0]
     statuses = {r[0] for r in query(url, "SELECT status FROM marts.clv_model_fit WHERE snapshot_date = ?", [snapshot])}
-    expected = {"cohort-heatmap", "channel-retention", "whale-curve", "kotler-map", "segments",
+    expected = {"cohort-heatmap", "channel-retention", "revenue-retention", "whale-curve", "kotler-map", "segments",
                 "channel-economics", "dq-checks", "step-seconds"}
     if statuses == {"ok"}:
         expected.add("clv")
@@ -243,6 +243,51 @@ def test_header_numbers_equal_portfolio_summary(report: dict[str, Any]) -> None:
             assert float(raw) == value and float(number) == pytest.approx(value, abs=0.0005 + 1e-9), col
     # the numbers are real: a portfolio with customers, revenue and concentration
     assert expected["customers"] > 0 and expected["revenue"] > 0 and 0 < expected["top20_revenue_share"] < 1
+
+
+class TableCells(HTMLParser):
+    """The data-value of every cell of one `<table id=...>`, row by row (header row skipped)."""
+
+    def __init__(self, table_id: str) -> None:
+        super().__init__()
+        self.table_id, self._inside = table_id, False
+        self.rows: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._inside = a.get("id") == self.table_id
+        elif self._inside and tag == "tr":
+            self.rows.append([])
+        elif self._inside and tag == "td":
+            self.rows[-1].append(a.get("data-value") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._inside = False
+
+
+def test_revenue_retention_table_equals_the_mart(report: dict[str, Any]) -> None:
+    """Every NRR / GRR row of the snapshot is on the page with the mart's exact values."""
+    expected = query(
+        report["url"],
+        "SELECT acquisition_channel, window_months, starting_customers, prior_revenue, current_revenue, "
+        "net_revenue_retention, gross_revenue_retention, is_full_prior_window "
+        "FROM marts.revenue_retention WHERE snapshot_date = ?",
+        [report["snapshot"]],
+    )
+    cells = TableCells("table-revenue-retention")
+    cells.feed(report["html"])
+    shown = [row for row in cells.rows if row]
+    assert len(shown) == len(expected) >= 2
+    by_key = {(row[0], int(row[1])): row for row in shown}
+    for channel, window, starting, prior, current, nrr, grr, full in expected:
+        row = by_key[(channel, window)]
+        assert int(row[2]) == starting and Decimal(row[3]) == prior and Decimal(row[4]) == current
+        assert (float(row[5]) if row[5] else None) == nrr and (float(row[6]) if row[6] else None) == grr
+        assert row[7] == str(full).lower()
+    every_12 = by_key[("all", 12)]
+    assert int(every_12[2]) > 0 and 0 < float(every_12[6]) <= min(1.0, float(every_12[5]))
 
 
 def test_same_marts_give_the_same_bytes(report: dict[str, Any], tmp_path: Path) -> None:
