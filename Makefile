@@ -76,7 +76,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy jobs schemas dags
+	$(BIN)/mypy jobs schemas dags devtools
 
 unit: install
 	$(BIN)/pytest -q tests/unit

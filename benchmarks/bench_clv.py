@@ -23,7 +23,7 @@ def main() -> int:
     from pyspark.sql import functions as F
 
     from jobs.metrics import clv
-    from jobs.spark import get_spark
+    from jobs.platform.spark import get_spark
 
     spark = get_spark()
     settings = clv.ClvSettings()

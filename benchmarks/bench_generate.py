@@ -20,8 +20,8 @@ import time
 def one(customers: int, start: str, end: str) -> dict[str, float]:
     from datetime import date
 
-    from jobs.generate import generate
-    from jobs.warehouse import open_warehouse
+    from devtools.generate import generate
+    from jobs.platform.warehouse import open_warehouse
 
     with tempfile.TemporaryDirectory() as tmp:
         wh = open_warehouse(f"duckdb:///{tmp}/bench.duckdb")

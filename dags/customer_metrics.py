@@ -1,6 +1,6 @@
 """customer_metrics: transactions -> customer relationship marts, one snapshot per day.
 
-Wiring only: each task calls one step of jobs.pipeline. The run's logical date is the snapshot
+Wiring only: each task calls one step of jobs.pipeline.steps. The run's logical date is the snapshot
 date; the daily data interval [D, D+1) is the extraction window, and the run starts after it ends.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-from jobs.config import RunParams, airflow_pool
+from jobs.platform.config import RunParams, airflow_pool
 from schemas.marts import METRIC_MARTS
 
 MART_NAMES = tuple(t.name for t in METRIC_MARTS)
@@ -56,7 +56,7 @@ def _step(step: str, context: dict[str, Any]) -> dict[str, Any]:
     """Run a pipeline step; failures that a retry cannot fix (bad data, missing input) fail at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from jobs.pipeline import PERMANENT_ERRORS, run_step
+    from jobs.pipeline.steps import PERMANENT_ERRORS, run_step
 
     ctx = _ctx(context)
     _declare_lineage(context, step, ctx)
@@ -71,7 +71,7 @@ def _declare_lineage(context: dict[str, Any], step: str, ctx: Any) -> None:
     Airflow's OpenLineage provider emits them with the task's events (when a transport is set)."""
     from openlineage.client.event_v2 import Dataset
 
-    from jobs.lineage import step_lineage
+    from jobs.pipeline.lineage import step_lineage
 
     task = context["ti"].task
     try:
@@ -87,8 +87,8 @@ def _declare_lineage(context: dict[str, Any], step: str, ctx: Any) -> None:
 def _ctx(context: dict[str, Any]) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from jobs.airflow_connections import MissingConnection, resolve_connections
-    from jobs.pipeline import RunContext
+    from jobs.pipeline.steps import RunContext
+    from jobs.platform.airflow_connections import MissingConnection, resolve_connections
 
     logical = context.get("logical_date")
     if logical is None:
@@ -147,7 +147,7 @@ def customer_metrics() -> None:
     @task
     def report(**context: Any) -> dict[str, Any]:
         """After the record, so the report shows this run's row of marts.pipeline_runs."""
-        from jobs.pipeline import report_step
+        from jobs.pipeline.steps import report_step
 
         return report_step(_ctx(context))
 
@@ -161,7 +161,7 @@ def customer_metrics() -> None:
         failed run, once recorded, fails the task without a retry."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from jobs.pipeline import record_step
+        from jobs.pipeline.steps import record_step
         from schemas.steps import STEPS
 
         ti, run_id = context["ti"], context["run_id"]

@@ -31,7 +31,7 @@ from glob import glob
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from jobs.spark import DELTA_SETTINGS, spark_jars  # noqa: E402
+from jobs.platform.spark import DELTA_SETTINGS, spark_jars  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 

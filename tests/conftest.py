@@ -57,7 +57,7 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """The one Spark session of the test run (local, one core, two shuffle partitions)."""
-    from jobs.spark import get_spark
+    from jobs.platform.spark import get_spark
 
     session = get_spark(master="local[2]", extra={"spark.sql.shuffle.partitions": "2"})
     yield session
@@ -87,7 +87,7 @@ def _release_spark_memory() -> Iterator[None]:
     yield
     from pyspark.sql import SparkSession
 
-    from jobs.spark import release_table_caches
+    from jobs.platform.spark import release_table_caches
 
     session = SparkSession.getActiveSession()
     if session is not None and session.sparkContext._jsc is not None:
@@ -150,6 +150,6 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localsta
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """Airflow metadata (SQLite) migrated once for the session."""
-    from jobs.airflow_local import prepare
+    from jobs.cli.airflow_local import prepare
 
     return prepare()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from airflow.sdk import Connection
 
-from jobs.airflow_connections import MissingConnection, env_value, resolve_connections
-from jobs.config import source_url, warehouse_url, warehouse_url_of
-from jobs.pipeline import RunContext
-from jobs.s3 import S3Connection
+from jobs.pipeline.steps import RunContext
+from jobs.platform.airflow_connections import MissingConnection, env_value, resolve_connections
+from jobs.platform.config import source_url, warehouse_url, warehouse_url_of
+from jobs.platform.s3 import S3Connection
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from jobs.bench.duckdb_reference import clean_snapshot
+from devtools.bench.duckdb_reference import clean_snapshot
 
 HEADLINE_KEYS = (
     "lines", "spark_seconds", "duckdb_seconds", "ratio",
@@ -43,12 +43,12 @@ CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products"
 def tiny_bench(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], str, Path]:
     """One tiny run (about 5k order lines over 60 days, no pipeline) in the tests' Spark session.
     60 days, not the default two years: less history, a faster Spark job."""
-    import jobs.bench
+    import devtools.bench
 
     workdir = tmp_path_factory.mktemp("bench")
     buf, err = io.StringIO(), io.StringIO()  # not terminals: no progress bar
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
-        code = jobs.bench.main(["--lines", "5000", "--days", "60", "--workdir", str(workdir), "--skip-pipeline", "--seed", "7"])
+        code = devtools.bench.main(["--lines", "5000", "--days", "60", "--workdir", str(workdir), "--skip-pipeline", "--seed", "7"])
     text = buf.getvalue()
     last = text.strip().splitlines()[-1]
     (workdir / "stderr.txt").write_text(err.getvalue())
@@ -101,7 +101,7 @@ def test_spark_and_duckdb_write_the_same_clean_layer(tiny_bench: tuple[int, dict
         assert check["spark_rows"] == check["duckdb_rows"] == result["inputs_spark_rows"][name] == result["inputs_duckdb_rows"][name]
     assert result["clean_check"]["order_items"]["spark_rows"] > 1000
     # the DuckDB metric stage read Spark's clean layer (a Delta table), not its own files
-    from jobs.lake import Lake
+    from jobs.platform.lake import Lake
 
     lake = Lake.at(workdir / "lake")
     assert lake.has_table(lake.clean_table("orders"))
@@ -113,7 +113,7 @@ def test_spark_and_duckdb_write_the_same_clean_layer(tiny_bench: tuple[int, dict
 def test_pandas_summary_equals_spark_rfm_for_every_customer(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
     _, result, _, workdir = tiny_bench
     assert result["pandas_check"]["ran"] is True and result["pandas_check"]["mismatches"] == 0
-    from jobs.lake import Lake
+    from jobs.platform.lake import Lake
 
     lake = Lake.at(workdir / "lake")
     spark_rfm = lake.read_arrow(lake.mart_table("customer_rfm"), date.fromisoformat(result["snapshot"])).to_pandas()
@@ -170,7 +170,7 @@ def _rewrite(path: Path, select: str) -> None:
 
 
 def test_clean_check_detects_a_changed_and_a_missing_row(tiny_bench: tuple[int, dict[str, Any], str, Path], tmp_path: Path) -> None:
-    from jobs.bench.duckdb_reference import check_clean
+    from devtools.bench.duckdb_reference import check_clean
 
     _, result, _, workdir = tiny_bench
     ref = tmp_path / "clean"
@@ -186,7 +186,7 @@ def test_clean_check_detects_a_changed_and_a_missing_row(tiny_bench: tuple[int, 
 
 
 def test_mart_and_lifetimes_checks_detect_a_changed_value(tiny_bench: tuple[int, dict[str, Any], str, Path], tmp_path: Path) -> None:
-    from jobs.bench.duckdb_reference import check_lifetimes, check_marts, mart_snapshot
+    from devtools.bench.duckdb_reference import check_lifetimes, check_marts, mart_snapshot
 
     _, result, _, workdir = tiny_bench
     ref = tmp_path / "duckdb"
@@ -223,8 +223,8 @@ def _raw_lake(spark: Any, root: Path) -> Any:
     snapshot, tombstones before and after it, and versions that must stay invisible."""
     from decimal import Decimal
 
-    from jobs.extract import exported_table, raw_ddl
-    from jobs.lake import Lake
+    from jobs.ingest.extract import exported_table, raw_ddl
+    from jobs.platform.lake import Lake
     from schemas.source import SOURCE_BY_NAME
     from schemas.types import decimal_parts
 
@@ -299,8 +299,8 @@ def _raw_lake(spark: Any, root: Path) -> Any:
 def test_reference_reads_the_raw_lake_as_of_the_snapshot(spark: Any, tmp_path: Path) -> None:
     """On a hand-made raw lake the DuckDB reference keeps exactly the rows the as-of rules say,
     and Spark's inputs stage writes the same clean layer."""
-    from jobs.bench.duckdb_reference import check_clean, clean_dir, run_reference
-    from jobs.bench.spark_job import run_inputs_stage
+    from devtools.bench.duckdb_reference import check_clean, clean_dir, run_reference
+    from devtools.bench.spark_job import run_inputs_stage
 
     lake = _raw_lake(spark, tmp_path / "lake")
     out = tmp_path / "duckdb"
@@ -329,7 +329,7 @@ def test_reference_reads_the_raw_lake_as_of_the_snapshot(spark: Any, tmp_path: P
 
 # -- child processes -----------------------------------------------------------------------------
 def test_child_main_prints_the_result_with_cpu_and_memory_last(capsys: pytest.CaptureFixture[str]) -> None:
-    from jobs.bench.procmem import child_main
+    from devtools.bench.procmem import child_main
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, required=True)
@@ -341,7 +341,7 @@ def test_child_main_prints_the_result_with_cpu_and_memory_last(capsys: pytest.Ca
 
 # -- progress bar (issue #9) ---------------------------------------------------------------------
 def test_no_progress_bar_without_a_terminal(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
-    from jobs.bench import PHASES
+    from devtools.bench import PHASES
 
     _, _, text, workdir = tiny_bench
     err = (workdir / "stderr.txt").read_text()
@@ -353,8 +353,8 @@ def test_no_progress_bar_without_a_terminal(tiny_bench: tuple[int, dict[str, Any
 def test_progress_bar_on_a_terminal(spark: Any, tmp_path: Path) -> None:
     """stderr on a pseudo-terminal: a bar over the phases there; stdout (a pipe here) still ends
     with the JSON line and has no bar."""
-    import jobs.bench
-    from jobs.bench import PHASES
+    import devtools.bench
+    from devtools.bench import PHASES
 
     master, replica = os.openpty()
     shown: list[bytes] = []
@@ -375,7 +375,7 @@ def test_progress_bar_on_a_terminal(spark: Any, tmp_path: Path) -> None:
     with open(replica, "w", buffering=1, closefd=True) as tty:
         assert tty.isatty()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(tty):
-            code = jobs.bench.main(["--lines", "1500", "--days", "20", "--workdir", str(tmp_path), "--skip-pipeline"])
+            code = devtools.bench.main(["--lines", "1500", "--days", "20", "--workdir", str(tmp_path), "--skip-pipeline"])
     reader.join(timeout=10)
     os.close(master)
     bar = b"".join(shown).decode(errors="replace")

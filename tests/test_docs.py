@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from jobs.docs import DOCS, GENERATED
+from devtools.docs import DOCS, GENERATED
 from schemas.marts import METRIC_MARTS
 
 
 def test_generated_docs_are_current() -> None:
     for name, render in GENERATED.items():
-        assert (DOCS / name).read_text() == render(), f"docs/{name} is stale: run `python -m jobs.docs`"
+        assert (DOCS / name).read_text() == render(), f"docs/{name} is stale: run `python -m devtools.docs`"
 
 
 def test_every_mart_column_is_documented() -> None:

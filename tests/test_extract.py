@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from devtools.generate import generate
 from jobs.cli import main
-from jobs.extract import SchemaDriftError, extract
-from jobs.generate import generate
-from jobs.lake import Lake
-from jobs.warehouse import open_warehouse
+from jobs.ingest.extract import SchemaDriftError, extract
+from jobs.platform.lake import Lake
+from jobs.platform.warehouse import open_warehouse
 from schemas.source import SOURCE_TABLES
 
 D = date(2024, 2, 29)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.generate import DEFECT_KINDS, generate
 from jobs.cli import main
-from jobs.generate import DEFECT_KINDS, generate
-from jobs.warehouse import open_warehouse
+from jobs.platform.warehouse import open_warehouse
 from schemas.source import ACQUISITION_CHANNELS, SOURCE_TABLES
 
 START, END = date(2023, 1, 1), date(2024, 6, 30)
@@ -160,7 +160,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_chunk_ending_with_customers_who_never_buy() -> None:
     """Regression: a chunk whose last customer never buys once indexed past its purchases (seen at
     1M customers). Small chunks over a short window make that common."""
-    from jobs.generate import _epoch, make_chunk, products
+    from devtools.generate import _epoch, make_chunk, products
 
     start, end = _epoch(date(2024, 1, 1)), _epoch(date(2024, 1, 10))
     catalogue = products(3)

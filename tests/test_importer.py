@@ -1,4 +1,4 @@
-"""`crm-metrics import` and `jobs.importer`: real files in, real DuckDB (and PostgreSQL) out.
+"""`crm-metrics import` and `jobs.ingest.importer`: real files in, real DuckDB (and PostgreSQL) out.
 
 Expected values are computed independently of the importer: by parsing the CDNOW files with
 Python's own `str.split` and `decimal`, or by hand for the small files written here.
@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import cli
-from jobs.importer import ImportOptions, TransactionFileError, import_transactions
-from jobs.warehouse import open_warehouse
+import jobs.cli as cli
+from jobs.ingest.importer import ImportOptions, TransactionFileError, import_transactions
+from jobs.platform.warehouse import open_warehouse
 from schemas.source import SOURCE_SCHEMA, SOURCE_TABLES
 
 CDNOW = Path(__file__).parent / "data" / "cdnow"

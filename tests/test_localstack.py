@@ -55,7 +55,7 @@ def test_spark_cluster_runs_a_job_and_stops(tmp_path: Path) -> None:
     try:
         # a child process: this one may already hold a local SparkSession
         code = (
-            f"from jobs.spark import get_spark; s = get_spark(master={svc.url!r}); "
+            f"from jobs.platform.spark import get_spark; s = get_spark(master={svc.url!r}); "
             "print(s.range(1000).selectExpr('sum(id)').first()[0]); s.stop()"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)

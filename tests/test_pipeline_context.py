@@ -11,9 +11,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
 from dags.customer_metrics import PARAMS, _ctx, failure_message, on_failure
-from jobs.config import RunParams
-from jobs.pipeline import RunContext, run_outcome
-from jobs.run_cli import _params
+from jobs.cli.run import _params
+from jobs.pipeline.steps import RunContext, run_outcome
+from jobs.platform.config import RunParams
 
 
 def test_snapshot_is_a_plain_date_even_from_airflow() -> None:

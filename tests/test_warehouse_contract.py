@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.publish import ensure_marts, refresh_views
-from jobs.warehouse import WarehouseError, check_ident, open_warehouse
+from jobs.platform.warehouse import WarehouseError, check_ident, open_warehouse
+from jobs.publish.to_warehouse import ensure_marts, refresh_views
 from schemas.marts import MARTS_SCHEMA, METRIC_MARTS
 from schemas.types import Column, Table, arrow_schema
 

@@ -29,7 +29,7 @@ _SUMMARY_MONEY = (
 class SegmentRules:
     """Thresholds for lifecycle stages, the loyalty ladder and the Kotler quadrants.
 
-    Every field is a run parameter (see jobs.config / the DAG params) and documented in
+    Every field is a run parameter (see jobs.platform.config / the DAG params) and documented in
     schemas/marts.py.
     """
 

@@ -10,9 +10,9 @@ from statistics import mean
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.clean.snapshot_inputs import SnapshotInputs
 from jobs.quality.gates import CheckResult, GateFailed, check, run_suite
 from jobs.quality.rules import valid
-from jobs.snapshot_inputs import SnapshotInputs
 from schemas.expectations import RAW_SUITES
 from schemas.source import SOURCE_BY_NAME
 

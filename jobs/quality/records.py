@@ -6,8 +6,8 @@ from datetime import date
 
 import pyarrow as pa
 
+from jobs.platform.warehouse import Warehouse, quote_ident
 from jobs.quality.gates import CheckResult
-from jobs.warehouse import Warehouse, quote_ident
 from schemas.marts import DQ_RESULTS, MARTS_SCHEMA, QUARANTINE
 
 

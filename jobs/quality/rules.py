@@ -66,7 +66,7 @@ def _reasons(*checks: tuple[str, Column]) -> Column:
     )
 
 
-# Set by jobs.snapshot_inputs.latest_versions_flagged: the duplicate rule computed in the same
+# Set by jobs.clean.snapshot_inputs.latest_versions_flagged: the duplicate rule computed in the same
 # pass as the latest version. The checks use it when present (and never output it), else the window.
 DUPLICATE_FLAG = "_duplicate_version"
 

@@ -23,7 +23,7 @@ import os
 from datetime import date
 from pathlib import Path
 
-from jobs.config import iso_date
+from jobs.platform.config import iso_date
 from jobs.report.data import ReportError, no_marts_message
 from schemas.steps import STEPS
 
@@ -32,17 +32,17 @@ __all__ = ["ReportError", "build_html", "configure", "default_output", "no_marts
 
 def default_output(snapshot: date) -> Path:
     """Where the report goes when no --output is given: <data dir>/reports/portfolio_<date>.html."""
-    from jobs.config import data_dir
+    from jobs.platform.config import data_dir
 
     return data_dir() / "reports" / f"portfolio_{snapshot.isoformat()}.html"
 
 
 def build_html(warehouse_url: str, snapshot: date) -> str:
     """The report page for `snapshot` as a string; ReportError if the snapshot has no marts."""
+    from jobs.platform.warehouse import open_warehouse
     from jobs.report.charts import all_charts
     from jobs.report.data import load_report_data
     from jobs.report.page import render_page
-    from jobs.warehouse import open_warehouse
 
     wh = open_warehouse(warehouse_url)
     path = getattr(wh, "path", None)  # DuckDB: don't create an empty database by reading a wrong path
@@ -91,7 +91,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`crm-metrics report`: write the report and print where it is."""
-    from jobs.config import warehouse_url
+    from jobs.platform.config import warehouse_url
 
     output = args.output or default_output(args.date)
     path = write_report(warehouse_url(args.warehouse), args.date, output)

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from jobs.warehouse import Warehouse
+from jobs.platform.warehouse import Warehouse
 
 # portfolio_summary columns shown in the header, in display order
 SUMMARY_COLUMNS = (

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faults import HOOKS
+
 ROOT = Path(__file__).resolve().parents[2]
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 SAMPLE_COLUMNS = ("master_id", "customer_id", "date", "quantity", "amount")
 
 
 def load_cdnow_sample(url: str) -> None:
-    from jobs.importer import ImportOptions, import_transactions
-    from jobs.warehouse import open_warehouse
+    from jobs.ingest.importer import ImportOptions, import_transactions
+    from jobs.platform.warehouse import open_warehouse
 
     options = ImportOptions(delimiter="whitespace", columns=SAMPLE_COLUMNS, date_format="%Y%m%d")
     import_transactions(open_warehouse(url), CDNOW / "CDNOW_sample.txt", options)
@@ -43,7 +45,7 @@ def pipeline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
 
 def mart_rows(url: str, snapshot: object | None = None) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every mart (optionally one snapshot), sorted: a checksum you can read."""
-    from jobs.warehouse import open_warehouse
+    from jobs.platform.warehouse import open_warehouse
     from schemas.marts import METRIC_MARTS
 
     wh = open_warehouse(url)
@@ -59,9 +61,9 @@ PUBLISHED_SNAPSHOT = date(2024, 6, 30)
 
 
 def _publish_generated(base: Path) -> None:
-    from jobs.generate import generate
-    from jobs.pipeline import RunContext, run_all
-    from jobs.warehouse import open_warehouse
+    from devtools.generate import generate
+    from jobs.pipeline.steps import RunContext, run_all
+    from jobs.platform.warehouse import open_warehouse
 
     url = f"duckdb:///{base}/warehouse.duckdb"
     generate(open_warehouse(url), 1500, date(2023, 1, 1), PUBLISHED_SNAPSHOT, seed=11)
@@ -97,8 +99,9 @@ def published_warehouse(tmp_path_factory: pytest.TempPathFactory, spark: object)
 
 def start_paused(code: str, point: str, marker: Path, timeout: float = 600) -> subprocess.Popen[bytes]:
     """Run `code` in a child Python (its own process group) that pauses at fault point `point`
-    (jobs.faults.maybe_pause); returns once it is there, so the test can kill it exactly there."""
-    env = {**os.environ, "CRM_METRICS_PAUSE_AT": point, "CRM_METRICS_PAUSE_FILE": str(marker)}
+    (a checkpoint of jobs.platform.hooks, paused by tests.support.faults); returns once it is there,
+    so the test can kill it exactly there."""
+    env = {**os.environ, **HOOKS, "CRM_METRICS_PAUSE_AT": point, "CRM_METRICS_PAUSE_FILE": str(marker)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.importer import ImportOptions, TransactionFileError, import_transactions
-from jobs.pipeline import RunContext, run_all
+from jobs.ingest.importer import ImportOptions, TransactionFileError, import_transactions
+from jobs.pipeline.steps import RunContext, run_all
+from jobs.platform.warehouse import open_warehouse
 from jobs.quality.gates import GateFailed
-from jobs.warehouse import open_warehouse
 
 SNAPSHOT = date(2024, 3, 31)
 UNICODE_ID = "Ünïcødé-客户-1"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from jobs.lake import Lake
-from jobs.publish import publish
-from jobs.warehouse import open_warehouse
+from jobs.platform.lake import Lake
+from jobs.platform.warehouse import open_warehouse
+from jobs.publish.to_warehouse import publish
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from jobs.importer import ImportOptions, import_transactions
-from jobs.pipeline import RunContext, run_all
-from jobs.warehouse import open_warehouse
+from jobs.ingest.importer import ImportOptions, import_transactions
+from jobs.pipeline.steps import RunContext, run_all
+from jobs.platform.warehouse import open_warehouse
 
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 

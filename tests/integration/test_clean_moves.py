@@ -1,7 +1,7 @@
 """The clean layer moved key by key equals the clean layer rebuilt whole, in every direction.
 
 A day's run recomputes only the keys that can differ from the snapshot the tables hold
-(jobs.clean_changes) and MERGEs them (jobs.clean_state). The reference here is independent of
+(jobs.clean.changes) and MERGEs them (jobs.platform.state_tables). The reference here is independent of
 that diff: the same snapshot rebuilt whole from the raw history (`prepare(whole=True)`), which
 reads every key. The source changes between the days as a real one does: orders placed and
 refunded, customers signing up, a customer deleted (a tombstone), a product withdrawn, an old
@@ -19,13 +19,20 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.clean_layer import prepare
-from jobs.clean_state import CUSTOMER_DAY, MISSING, find_base, read_state, snapshot_record, state_tables
-from jobs.extract import extract
-from jobs.generate import generate
-from jobs.lake import Lake
+from devtools.generate import generate
+from jobs.clean.layer import prepare
+from jobs.ingest.extract import extract
+from jobs.platform.lake import Lake
+from jobs.platform.state_tables import (
+    CUSTOMER_DAY,
+    MISSING,
+    find_base,
+    read_state,
+    snapshot_record,
+    state_tables,
+)
+from jobs.platform.warehouse import open_warehouse
 from jobs.quality.rules import RuleParams
-from jobs.warehouse import open_warehouse
 
 D1, D2, D3 = date(2024, 3, 31), date(2024, 4, 10), date(2024, 5, 31)
 COMPANY_START = date(2024, 1, 1)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import mart_rows
+from tests.support.faults import inject
 
 D3 = date(1997, 3, 31)
 
@@ -21,8 +22,8 @@ def test_dag_integrity(airflow_home: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import CronDataIntervalTimetable
 
-    from jobs.airflow_local import DAGS_FOLDER
-    from jobs.config import RunParams
+    from jobs.cli.airflow_local import DAGS_FOLDER
+    from jobs.platform.config import RunParams
     from schemas.marts import METRIC_MARTS
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
@@ -51,11 +52,10 @@ def test_retried_failures_and_reruns_give_identical_marts(
 ) -> None:
     """Every task fails once (retries = 2 absorb it); then the date runs again without faults:
     both give the same marts, row for row."""
-    from jobs.airflow_local import run_dag
+    from jobs.cli.airflow_local import run_dag
     from schemas.steps import STEPS
 
-    monkeypatch.setenv("CRM_METRICS_FAIL_AT", ",".join(f"step_{s}" for s in STEPS))
-    monkeypatch.setenv("CRM_METRICS_FAIL_ONCE_DIR", str(tmp_path / "faults"))
+    inject(monkeypatch, ",".join(f"step_{s}" for s in STEPS), once_dir=tmp_path / "faults")
     assert run_dag(D3) == "success"
     assert sorted(p.name for p in (tmp_path / "faults").iterdir()) == sorted(f"step_{s}.failed" for s in STEPS)
     first = mart_rows(pipeline_env["warehouse"])
@@ -85,8 +85,8 @@ def _metadata_connection(conn_id: str, uri: str) -> Iterator[None]:
 def test_failure_between_staging_and_swap_leaves_previous_snapshot(
     airflow_home: Path, pipeline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobs.airflow_local import run_dag
-    from jobs.warehouse import open_warehouse
+    from jobs.cli.airflow_local import run_dag
+    from jobs.platform.warehouse import open_warehouse
 
     assert run_dag(D3) == "success"
     before = mart_rows(pipeline_env["warehouse"])
@@ -97,7 +97,7 @@ def test_failure_between_staging_and_swap_leaves_previous_snapshot(
         "UPDATE crm.orders SET status = 'refunded', refund_amount = gross_amount - discount_amount, "
         "updated_at = TIMESTAMP '1997-03-31 12:00:00' WHERE customer_id < '0100' AND ordered_at < TIMESTAMP '1997-03-31'"
     )
-    monkeypatch.setenv("CRM_METRICS_FAIL_AT", "publish_before_swap")
+    inject(monkeypatch, "publish_before_swap")
     assert run_dag(D3, {"full_refresh": True}) == "failed"
     assert mart_rows(pipeline_env["warehouse"]) == before
     outcome, step, message = wh.query(
@@ -116,8 +116,8 @@ def test_end_to_end_on_postgres(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from jobs.airflow_local import run_dag
-    from jobs.warehouse import open_warehouse
+    from jobs.cli.airflow_local import run_dag
+    from jobs.platform.warehouse import open_warehouse
     from tests.integration.conftest import load_cdnow_sample
 
     load_cdnow_sample(postgres_warehouse_url)
@@ -209,7 +209,7 @@ def _bi_reader_can_read_marts_only(url: str) -> None:
     """A login in crm_bi_reader reads marts and latest views; cannot write, cannot see sources."""
     import psycopg
 
-    from jobs.warehouse import open_warehouse
+    from jobs.platform.warehouse import open_warehouse
 
     open_warehouse(url).execute("CREATE ROLE dashboard LOGIN PASSWORD 'dash-pw' IN ROLE crm_bi_reader")
     reader_url = "postgresql://dashboard:dash-pw@" + url.split("@", 1)[1]
@@ -237,8 +237,8 @@ def test_end_to_end_on_the_standalone_cluster(
     import subprocess
     import sys
 
-    from jobs.airflow_local import DAGS_FOLDER
-    from jobs.warehouse import open_warehouse
+    from jobs.cli.airflow_local import DAGS_FOLDER
+    from jobs.platform.warehouse import open_warehouse
 
     env = {
         **os.environ,

@@ -24,14 +24,14 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from jobs import export_s3
-from jobs.config import mask_url
-from jobs.export_s3 import ExportError, S3Connection, TransferSettings, export_snapshot
-from jobs.faults import InjectedFault
-from jobs.pseudonymize import ENV as KEY_ENV
-from jobs.pseudonymize import MissingSecret, load_key
-from jobs.warehouse import open_warehouse
+from jobs.platform.config import mask_url
+from jobs.platform.pseudonymize import ENV as KEY_ENV
+from jobs.platform.pseudonymize import MissingSecret, load_key
+from jobs.platform.warehouse import open_warehouse
+from jobs.publish import to_s3 as export_s3
+from jobs.publish.to_s3 import ExportError, S3Connection, TransferSettings, export_snapshot
 from schemas.marts import METRIC_MARTS
+from tests.support.faults import InjectedFault, inject
 
 MiB = 1024 * 1024
 PREFIX = "crm/v1"
@@ -301,7 +301,7 @@ def test_failed_export_leaves_no_manifest_and_a_rerun_completes(
     good = export_snapshot(url, snapshot, target, run_id="r1", connection=connection)
     good_manifest = body(s3, bucket, good.manifest_key)
 
-    monkeypatch.setenv("CRM_METRICS_FAIL_AT", "export_before_manifest")
+    inject(monkeypatch, "export_before_manifest")
     with pytest.raises(InjectedFault):
         export_snapshot(url, snapshot, target, run_id="r1", connection=connection)
     # the earlier manifest of that date is gone too: no reader follows it into replaced files

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 
-from jobs.extract import ForeignSourceError, extract, source_identity
-from jobs.generate import generate
-from jobs.lake import Lake
-from jobs.pipeline import RunContext, run_all
+from devtools.generate import generate
+from jobs.clean.snapshot_inputs import latest_versions, load_inputs, read_raw
+from jobs.ingest.extract import ForeignSourceError, extract, source_identity
+from jobs.pipeline.steps import RunContext, run_all
+from jobs.platform.lake import Lake
+from jobs.platform.warehouse import open_warehouse
 from jobs.quality.rules import RuleParams
-from jobs.snapshot_inputs import latest_versions, load_inputs, read_raw
-from jobs.warehouse import open_warehouse
 from tests.integration.conftest import mart_rows
 
 START, END = date(2024, 2, 1), date(2024, 7, 31)
@@ -372,7 +372,7 @@ def test_a_table_gains_and_loses_a_column_without_losing_its_snapshots(spark: An
     """A new release adds a mart column and drops another: the next snapshot's write succeeds,
     the old snapshot keeps its values, the new column reads as null there and the dropped one as
     null in the new snapshot."""
-    from jobs.delta import read_snapshot, write_snapshot
+    from jobs.platform.delta import read_snapshot, write_snapshot
 
     lake = Lake.at(tmp_path / "lake")
     path, d1, d2 = lake.mart_table("m"), date(2024, 1, 1), date(2024, 1, 2)

@@ -21,8 +21,8 @@ from urllib.parse import quote, unquote, urlsplit
 import boto3
 import pytest
 
-from jobs.clean_state import recorded_snapshots
-from jobs.pipeline import RunContext, run_all
+from jobs.pipeline.steps import RunContext, run_all
+from jobs.platform.state_tables import recorded_snapshots
 from schemas.marts import METRIC_MARTS
 from schemas.source import SOURCE_TABLES
 from tests.integration.conftest import CDNOW, ROOT, load_cdnow_sample, mart_rows
@@ -52,7 +52,7 @@ def s3_lake_spark(spark: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
     `spark.conf.set("spark.hadoop.fs.s3a...")` on a running session never reaches the S3A file
     system (it then falls back to the default AWS chain and finds no credentials). The settings
     go into the SparkContext's Hadoop configuration instead, and are restored afterwards."""
-    from jobs.lake import lake_connection, s3a_settings
+    from jobs.platform.lake import lake_connection, s3a_settings
 
     for name in ("AIRFLOW_CONN_CRM_EXPORT", "CRM_METRICS_EXPORT_URL", "CRM_METRICS_FAIL_AT", "AWS_PROFILE",
                  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
@@ -82,11 +82,11 @@ def s3_lake_spark(spark: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
 def test_whole_dag_twice_with_the_lake_on_s3(
     airflow_home: Path, s3_lake_spark: Any, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobs.airflow_local import run_dag
-    from jobs.config import data_dir
-    from jobs.lake import Lake
-    from jobs.maintain import delta_tables
-    from jobs.warehouse import open_warehouse
+    from jobs.cli.airflow_local import run_dag
+    from jobs.pipeline.maintain import delta_tables
+    from jobs.platform.config import data_dir
+    from jobs.platform.lake import Lake
+    from jobs.platform.warehouse import open_warehouse
 
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
                       region_name="us-east-1")
@@ -162,7 +162,7 @@ def test_whole_dag_twice_with_the_lake_on_s3(
 CHILD = """
 import sys
 from datetime import date
-from jobs.pipeline import RunContext, run_all
+from jobs.pipeline.steps import RunContext, run_all
 
 warehouse, lake, *days = sys.argv[1:]
 for day in days:
@@ -196,9 +196,9 @@ def _new_database(server_url: str, name: str) -> str:
 def test_two_runs_at_once_match_one_after_another(
     spark: Any, postgres_server: Any, postgres_warehouse_url: str, tmp_path: Path
 ) -> None:
-    from jobs.lake import Lake
-    from jobs.maintain import delta_tables
-    from jobs.warehouse import open_warehouse
+    from jobs.pipeline.maintain import delta_tables
+    from jobs.platform.lake import Lake
+    from jobs.platform.warehouse import open_warehouse
 
     at_once_url = postgres_warehouse_url
     in_order_url = _new_database(postgres_server.url, f"in_order_{uuid.uuid4().hex[:8]}")
@@ -257,8 +257,8 @@ def _rows(day: date, version: int = 1) -> list[tuple[int, str]]:
 def _small_lake(spark: Any, root: Path) -> Any:
     """A clean table and a mart with one snapshot per day of DAYS; the newest snapshot of each is
     written twice, so the first files of that day are no longer in the tables."""
-    from jobs.delta import write_snapshot
-    from jobs.lake import Lake
+    from jobs.platform.delta import write_snapshot
+    from jobs.platform.lake import Lake
 
     lake = Lake.at(root)
     for path in (lake.clean_table("orders"), lake.mart_table("x")):
@@ -293,7 +293,7 @@ def _version(spark: Any, path: str) -> int:
 
 @pytest.mark.slow
 def test_maintain_vacuums_old_files_and_keeps_reads_inside_the_window(spark: Any, tmp_path: Path) -> None:
-    from jobs.maintain import maintain
+    from jobs.pipeline.maintain import maintain
 
     # retention 0: every file no current version needs is deleted
     lake = _small_lake(spark, tmp_path / "vacuumed")

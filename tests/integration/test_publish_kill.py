@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from jobs.generate import generate
-from jobs.lake import Lake
-from jobs.pipeline import RunContext, run_all, run_step
-from jobs.warehouse import open_warehouse
+from devtools.generate import generate
+from jobs.pipeline.steps import RunContext, run_all, run_step
+from jobs.platform.lake import Lake
+from jobs.platform.warehouse import open_warehouse
 from tests.integration.conftest import start_paused
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def refund_one_order_on_d1(url: str) -> None:
 
 def start_paused_publish(url: str, lake: Path, marker: Path) -> subprocess.Popen[bytes]:
     code = (
-        "from datetime import date; from jobs.pipeline import RunContext, run_step; "
+        "from datetime import date; from jobs.pipeline.steps import RunContext, run_step; "
         f"run_step('publish', RunContext.create(date({D1.year}, {D1.month}, {D1.day}), warehouse={url!r}, lake={str(lake)!r}))"
     )
     return start_paused(code, "publish_before_commit", marker, timeout=300)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.generate import generate
-from jobs.pipeline import RunContext, run_all
+from devtools.generate import generate
+from jobs.pipeline.steps import RunContext, run_all
+from jobs.platform.warehouse import open_warehouse
 from jobs.quality.gates import GateFailed
-from jobs.warehouse import open_warehouse
 
 START, END = date(2023, 1, 1), date(2023, 6, 30)
 # generator defect kind -> the reason code the gate must give (late updates are no defect to

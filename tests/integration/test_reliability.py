@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.generate import generate
-from jobs.lake import Lake
-from jobs.pipeline import RunContext, run_all
-from jobs.warehouse import open_warehouse
+from devtools.generate import generate
+from jobs.pipeline.steps import RunContext, run_all
+from jobs.platform.lake import Lake
+from jobs.platform.warehouse import open_warehouse
 from tests.integration.conftest import mart_rows, start_paused
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def test_driver_killed_mid_write_leaves_no_partial_partition(source: str, tmp_pa
     lake = tmp_path / "lake"
     marker = tmp_path / "paused"
     code = (
-        "from datetime import date; from jobs.pipeline import RunContext, run_all; "
+        "from datetime import date; from jobs.pipeline.steps import RunContext, run_all; "
         f"run_all(RunContext.create(date(2024, 2, 28), warehouse={source!r}, lake={str(lake)!r}))"
     )
     proc = start_paused(code, "mart_before_commit", marker)

@@ -358,7 +358,7 @@ def test_postgresql_warehouse_gives_the_same_report(
 ) -> None:
     """The same marts copied into a real PostgreSQL: the SQL is portable and the page shows the
     same headline numbers and the same charts."""
-    from jobs.warehouse import open_warehouse
+    from jobs.platform.warehouse import open_warehouse
     from schemas.marts import MARTS_SCHEMA, METRIC_MARTS, OPERATIONAL_TABLES
 
     pg = open_warehouse(postgres_warehouse_url)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import localstack
-from jobs.warehouse import open_warehouse
+from jobs.platform.warehouse import open_warehouse
 from tests.integration.conftest import load_cdnow_sample, mart_rows
 
 # marker slow: about 15 minutes on 2 cores (each task starts its own JVM), `make test-slow`

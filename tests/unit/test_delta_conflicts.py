@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.delta import LakeConflict, retry_conflicts
+from jobs.platform.delta import LakeConflict, retry_conflicts
 
 # the message Delta 4 gave one of two runs creating a new lake's raw table at the same moment
 CREATING_ELSEWHERE = (

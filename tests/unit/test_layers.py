@@ -9,23 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("dags", "jobs", "schemas")
+PACKAGES = ("dags", "devtools", "jobs", "schemas")
 
-# Highest first. A module's layer is the one of its longest matching prefix.
+# Highest first. A module's layer is the one of its longest matching prefix; each room of jobs/ is
+# one folder, so the table names folders, not modules.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry points and developer tools", (
-        "dags", "jobs.cli", "jobs.run_cli", "jobs.airflow_local", "jobs.bench", "jobs.generate", "jobs.docs",
-    )),
-    ("the pipeline", ("jobs.pipeline", "jobs.lineage", "jobs.maintain")),
-    ("the stages", (
-        "jobs.extract", "jobs.importer", "jobs.snapshot_inputs", "jobs.clean_changes", "jobs.clean_layer",
-        "jobs.customer_day_state", "jobs.quality", "jobs.metrics", "jobs.transform", "jobs.publish",
-        "jobs.export_s3", "jobs.report", "jobs.runs",
-    )),
-    ("the resources", (
-        "jobs.config", "jobs.spark", "jobs.warehouse", "jobs.lake", "jobs.delta", "jobs.clean_state", "jobs.s3",
-        "jobs.airflow_connections", "jobs.parallel", "jobs.pseudonymize", "jobs.faults",
-    )),
+    ("entry points and developer tools", ("dags", "jobs.cli", "devtools")),
+    ("the pipeline", ("jobs.pipeline",)),
+    ("the stages", ("jobs.ingest", "jobs.clean", "jobs.quality", "jobs.metrics", "jobs.publish", "jobs.report")),
+    ("the platform", ("jobs.platform",)),
     ("the contract", ("schemas",)),
 )
 
@@ -61,7 +53,7 @@ GRAPH = {m: {t for t in _imports(p) if t != m} for m, p in MODULES.items()}
 
 
 def _layer(module: str) -> int:
-    if module in PACKAGES:  # a package itself (jobs/__init__.py sets up logging): imports nothing of ours
+    if module in PACKAGES:  # a package root (jobs/__init__.py sets up logging): imports nothing of ours
         assert not GRAPH[module], f"{module}/__init__.py imports {GRAPH[module]}: keep the package root empty"
         return len(LAYERS) - 1
     best: tuple[int, int] | None = None
@@ -127,9 +119,31 @@ def test_no_import_circles() -> None:
 
 def test_the_check_sees_an_upward_import_and_a_circle() -> None:
     """The checks above can fail: a stage importing the pipeline is both."""
-    GRAPH["jobs.publish"].add("jobs.pipeline")
+    GRAPH["jobs.publish.to_warehouse"].add("jobs.pipeline.steps")
     try:
-        assert _layer("jobs.pipeline") < _layer("jobs.publish")
-        assert any("jobs.publish" in c and "jobs.pipeline" in c for c in _circles())
+        assert _layer("jobs.pipeline.steps") < _layer("jobs.publish.to_warehouse")
+        assert any("jobs.publish.to_warehouse" in c and "jobs.pipeline.steps" in c for c in _circles())
     finally:
-        GRAPH["jobs.publish"].discard("jobs.pipeline")
+        GRAPH["jobs.publish.to_warehouse"].discard("jobs.pipeline.steps")
+
+
+def test_every_room_says_what_it_is_for() -> None:
+    """Each folder of the packages has an __init__.py whose docstring says what the room holds
+    (dags/ is Airflow's DAG folder, not a package: its one module says it)."""
+    for package in ("devtools", "jobs", "schemas"):
+        for folder in [ROOT / package, *(p for p in (ROOT / package).rglob("*") if p.is_dir())]:
+            if folder.name in ("__pycache__", "templates"):
+                continue
+            init = folder / "__init__.py"
+            assert init.exists(), f"{folder.relative_to(ROOT)} has no __init__.py"
+            doc = ast.get_docstring(ast.parse(init.read_text()))
+            assert doc and len(doc) > 40, f"{init.relative_to(ROOT)}: say in its docstring what the room is for"
+
+
+def test_the_production_package_leaves_the_tools_and_the_faults_out() -> None:
+    """jobs/ imports neither the developer tools nor the tests' fault injection."""
+    assert not [m for m in MODULES if m.startswith("jobs.") and m.rsplit(".", 1)[-1] in ("faults", "generate", "bench")]
+    leaks = sorted((m, t) for m, targets in GRAPH.items() if m.startswith("jobs") for t in targets if t.startswith("devtools"))
+    assert leaks == []
+    for path in (ROOT / "jobs").rglob("*.py"):
+        assert "tests.support" not in path.read_text(), f"{path.relative_to(ROOT)} names the tests' support code"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from jobs.lineage import step_lineage
-from jobs.pipeline import RunContext
+from jobs.pipeline.lineage import step_lineage
+from jobs.pipeline.steps import RunContext
 
 SNAPSHOT = date(2024, 12, 31)
 

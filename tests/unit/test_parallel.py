@@ -1,4 +1,4 @@
-"""jobs.parallel: results in call order, every call finishes, the first failure is raised."""
+"""jobs.platform.parallel: results in call order, every call finishes, the first failure is raised."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobs.parallel import PARALLEL_WRITES_ENV, in_parallel, parallel_writes
+from jobs.platform.parallel import PARALLEL_WRITES_ENV, in_parallel, parallel_writes
 
 
 def test_results_come_in_call_order_and_calls_overlap() -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from jobs.pseudonymize import ENV, CustomerKey, MissingSecret, load_key, parse_key, pseudonymize_table
+from jobs.platform.pseudonymize import (
+    ENV,
+    CustomerKey,
+    MissingSecret,
+    load_key,
+    parse_key,
+    pseudonymize_table,
+)
 
 
 def test_hmac_matches_rfc_4231_test_case_2() -> None:

@@ -11,8 +11,8 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.clean.snapshot_inputs import SnapshotInputs
 from jobs.quality.raw_gate import validate_raw
-from jobs.snapshot_inputs import SnapshotInputs
 from tests.unit import builders as b
 
 SNAP = date(2024, 1, 31)

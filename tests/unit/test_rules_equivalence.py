@@ -11,8 +11,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from jobs.clean.snapshot_inputs import latest_versions, latest_versions_flagged
 from jobs.quality import rules
-from jobs.snapshot_inputs import latest_versions, latest_versions_flagged
 from tests.unit import builders as b
 
 ITEMS = b.ITEMS + ", extract_date date"
@@ -170,8 +170,8 @@ def test_load_inputs_matches_the_previous_pipeline_and_releases_its_cache(spark:
 
     from pyspark import StorageLevel
 
-    from jobs.lake import Lake
-    from jobs.snapshot_inputs import current_tables, load_inputs, read_raw
+    from jobs.clean.snapshot_inputs import current_tables, load_inputs, read_raw
+    from jobs.platform.lake import Lake
 
     lake = Lake.at(Path(tmp_path))
     snap = date(2024, 3, 31)

@@ -1,0 +1,1 @@
+"""The tests' own support code: fault injection at the pipeline's checkpoints."""
