@@ -262,29 +262,30 @@ class Bench:
                   "--max-order-amount", repr(max_amount)]
         if args.duckdb_threads:
             common += ["--threads", str(args.duckdb_threads)]
-        with bar.phase("duckdb inputs stage"):
-            ref_inputs = _child("devtools.bench.duckdb_reference", ["--stage", "inputs", *common], timeout=None)
+
+        def duckdb_stage(phase: str, stage: str, name: str, note: str | None = None) -> dict[str, Any]:
+            """Run one stage of the DuckDB reference in its own process and record its phase."""
+            with bar.phase(phase):
+                ref = _child("devtools.bench.duckdb_reference", ["--stage", stage, *common], timeout=None)
+            self.phases.append(Phase(name, ref["seconds"], lines, ref.get("peak_rss_mb"), None,
+                                     note or f"{ref.get('threads')} threads, own process", cpu=ref.get("cpu_seconds")))
+            return ref
+
+        ref_inputs = duckdb_stage("duckdb inputs stage", "inputs", "duckdb inputs: raw -> clean")
         out["inputs_duckdb_seconds"] = ref_inputs["seconds"]
         out["inputs_duckdb_cpu_seconds"] = ref_inputs.get("cpu_seconds")
         out["inputs_duckdb_rows"] = ref_inputs.get("rows")
         out["inputs_duckdb_statement_seconds"] = {s["sql"]: s["seconds"] for s in ref_inputs.get("statements", [])}
-        self.phases.append(Phase("duckdb inputs: raw -> clean", ref_inputs["seconds"], lines, ref_inputs.get("peak_rss_mb"), None,
-                                 f"{ref_inputs.get('threads')} threads, own process", cpu=ref_inputs.get("cpu_seconds")))
 
-        with bar.phase("duckdb metric stage"):
-            ref = _child("devtools.bench.duckdb_reference", ["--stage", "marts", *common], timeout=None)
+        ref = duckdb_stage("duckdb metric stage", "marts", "duckdb metrics: Spark's clean -> 3 marts")
         out["duckdb_seconds"] = ref["seconds"]
         out["duckdb_threads"] = ref.get("threads")
         out["duckdb_statement_seconds"] = {s["sql"]: s["seconds"] for s in ref.get("statements", [])}
         out["duckdb_cpu_seconds"] = ref.get("cpu_seconds")
-        self.phases.append(Phase("duckdb metrics: Spark's clean -> 3 marts", ref["seconds"], lines, ref.get("peak_rss_mb"), None,
-                                 f"{ref.get('threads')} threads, own process", cpu=ref.get("cpu_seconds")))
-        with bar.phase("duckdb metric stage again"):
-            ref_again = _child("devtools.bench.duckdb_reference", ["--stage", "marts", *common], timeout=None)
+        ref_again = duckdb_stage("duckdb metric stage again", "marts", "duckdb metrics again",
+                                 "a second process, files in the page cache")
         out["repeat_duckdb_seconds"] = ref_again["seconds"]
         out["repeat_duckdb_cpu_seconds"] = ref_again.get("cpu_seconds")
-        self.phases.append(Phase("duckdb metrics again", ref_again["seconds"], lines, ref_again.get("peak_rss_mb"), None,
-                                 "a second process, files in the page cache", cpu=ref_again.get("cpu_seconds")))
 
         out["inputs_ratio"] = _ratio(out["inputs_spark_seconds"], out["inputs_duckdb_seconds"])
         out["ratio"] = _ratio(out["spark_seconds"], out["duckdb_seconds"])

@@ -30,35 +30,8 @@ from schemas.source import SOURCE_BY_NAME
 
 
 @dataclass
-class SnapshotInputs:
-    """Checked latest versions (a `reasons` column; empty = valid) and current-state tables."""
-
-    orders: DataFrame
-    order_items: DataFrame
-    interactions: DataFrame
-    customers: DataFrame
-    products: DataFrame
-    marketing_spend: DataFrame
-
-    def checked(self) -> dict[str, DataFrame]:
-        return {"orders": self.orders, "order_items": self.order_items, "interactions": self.interactions}
-
-    def persist(self) -> SnapshotInputs:
-        """Cache the checked tables: a gate runs many small jobs over them. (load_inputs already
-        persists `orders`: the order lines' check reads it.)"""
-        for df in (*self.checked().values(), self.customers, self.products, self.marketing_spend):
-            if not df.storageLevel.useMemory and not df.storageLevel.useDisk:
-                df.persist(StorageLevel.MEMORY_AND_DISK)
-        return self
-
-    def release(self) -> None:
-        for df in (*self.checked().values(), self.customers, self.products, self.marketing_spend):
-            df.unpersist()
-
-
-@dataclass
-class CleanInputs:
-    """The valid latest version of every row as of the snapshot: what the metrics read."""
+class LakeTables:
+    """One DataFrame per table of the clean layer (CLEAN_TABLES)."""
 
     orders: DataFrame
     order_items: DataFrame
@@ -69,6 +42,31 @@ class CleanInputs:
 
     def tables(self) -> dict[str, DataFrame]:
         return {name: getattr(self, name) for name in CLEAN_TABLES}
+
+
+@dataclass
+class SnapshotInputs(LakeTables):
+    """Checked latest versions (a `reasons` column; empty = valid) and current-state tables."""
+
+    def checked(self) -> dict[str, DataFrame]:
+        return {"orders": self.orders, "order_items": self.order_items, "interactions": self.interactions}
+
+    def persist(self) -> SnapshotInputs:
+        """Cache the checked tables: a gate runs many small jobs over them. (load_inputs already
+        persists `orders`: the order lines' check reads it.)"""
+        for df in self.tables().values():
+            if not df.storageLevel.useMemory and not df.storageLevel.useDisk:
+                df.persist(StorageLevel.MEMORY_AND_DISK)
+        return self
+
+    def release(self) -> None:
+        for df in self.tables().values():
+            df.unpersist()
+
+
+@dataclass
+class CleanInputs(LakeTables):
+    """The valid latest version of every row as of the snapshot: what the metrics read."""
 
 
 @dataclass
