@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SPARK_MASTER_ENV = "CRM_METRICS_SPARK_MASTER"
 SPARK_CONN_ENV = "AIRFLOW_CONN_CRM_SPARK"
 JARS_ENV = "CRM_METRICS_JARS"
+SPARK_CONF_ENV = "CRM_METRICS_SPARK_CONF"
 # `make install` copies them here from Maven Central (infra/spark/pom.xml): Delta Lake, S3A and
 # its AWS SDK modules, the PostgreSQL JDBC driver
 DEFAULT_JARS_DIR = Path(__file__).resolve().parents[2] / ".jars"
@@ -40,6 +41,20 @@ def spark_jars() -> list[str]:
             f"or point ${JARS_ENV} at a folder holding them"
         )
     return jars
+
+
+def conf_from_env() -> dict[str, str]:
+    """Extra Spark settings from $CRM_METRICS_SPARK_CONF: `key=value` pairs separated by spaces or
+    commas, applied over the defaults below (e.g. `spark.sql.codegen.factoryMode=NO_CODEGEN`,
+    which the tests set: see docs/benchmarks.md)."""
+    out = {}
+    for item in os.environ.get(SPARK_CONF_ENV, "").replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("spark."):
+            raise ValueError(f"${SPARK_CONF_ENV}: {item!r} is not a spark.<setting>=<value> pair; "
+                             "separate pairs with spaces or commas")
+        out[key] = value
+    return out
 
 
 def spark_master(explicit: str | None = None) -> str:
@@ -72,6 +87,7 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
             "spark.sql.shuffle.partitions": str(shuffle_partitions(master)),
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            **conf_from_env(),
             **(extra or {}),
         }.items():
             session.conf.set(key, value)
@@ -110,7 +126,7 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     # plans; a long-lived process (a backfill, dag.test, the test suite) filled the heap with them.
     for key in ("spark.sql.ui.retainedExecutions", "spark.ui.retainedJobs", "spark.ui.retainedStages"):
         builder = builder.config(key, "100")
-    for key, value in (extra or {}).items():
+    for key, value in {**conf_from_env(), **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # a session built earlier in this process (dag.test, a backfill, tests) keeps its Hadoop
