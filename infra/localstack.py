@@ -29,9 +29,10 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from glob import glob
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-from jobs.platform.spark import DELTA_SETTINGS, spark_jars  # noqa: E402
+from jobs.platform.spark import connect_server_command  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 
@@ -282,8 +283,9 @@ def start_spark(state_dir: str | Path, cores: int = 2, memory: str = "2g") -> Se
 
 
 def start_spark_connect(state_dir: str | Path, master: str = "local[2]") -> Service:
-    """A Spark Connect server on loopback (`sc://127.0.0.1:PORT`), from the pyspark package's
-    spark-submit; its driver runs `master` (local by default, or a standalone master URL)."""
+    """A Spark Connect server on loopback (`sc://127.0.0.1:PORT`), set up as `crm-metrics
+    spark-server` sets one up (jobs.platform.spark.connect_server_command); its driver runs
+    `master` (local by default, or a standalone master URL)."""
     home = spark_home()
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
@@ -291,17 +293,8 @@ def start_spark_connect(state_dir: str | Path, master: str = "local[2]") -> Serv
     port = free_port()
     log_file = state / "spark-connect.log"
     with log_file.open("w") as out:
-        server = subprocess.Popen(
-            [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-             "--master", master, "--name", "crm-metrics-connect",
-             "--conf", f"spark.connect.grpc.binding.address={LOOPBACK}", "--conf", f"spark.connect.grpc.binding.port={port}",
-             "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false",
-             # the lake is Delta: the server needs the jars `make install` fetched and Delta's catalog
-             "--jars", ",".join(spark_jars()),
-             *[arg for key, value in DELTA_SETTINGS.items() for arg in ("--conf", f"{key}={value}")],
-             "spark-internal"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        server = subprocess.Popen(connect_server_command(LOOPBACK, port, master), env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     _wait("Spark Connect server", lambda: port_open(port), 120, log_file)
     svc = Service(name="spark-connect", url=f"sc://{LOOPBACK}:{port}", state_dir=str(state), pids=[server.pid],
                   extra={"log": str(log_file)})
@@ -383,6 +376,74 @@ def start_airflow(state_dir: str | Path, metadata_url: str, extra_env: dict[str,
         raise
     svc.save()
     return svc
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and create database `name` on the server of `server_url`; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+class AirflowApi:
+    """One DAG's side of a deployment's REST API (`/api/v2`), plain HTTP and JSON."""
+
+    TERMINAL = ("success", "failed")
+
+    def __init__(self, base: str, dag_id: str) -> None:
+        self.base, self.dag_id = f"{base}/api/v2", dag_id
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read() or b"null")
+
+    def wait_for_dag(self, timeout: float = 240) -> None:
+        """Until the dag-processor has parsed the DAG once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.call("GET", f"/dags/{self.dag_id}")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+
+    def trigger(self, run_id: str, logical_date: str) -> None:
+        self.call("POST", f"/dags/{self.dag_id}/dagRuns",
+                  {"dag_run_id": run_id, "logical_date": f"{logical_date}T00:00:00Z", "conf": {}})
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.call("GET", f"/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+
+    def task_states(self, run_id: str) -> dict[str, tuple[str, int]]:
+        return {t["task_id"]: (t["state"], t["try_number"]) for t in self.task_instances(run_id)}
+
+    def wait_for_run(self, run_id: str, svc: Service, timeout: float = 1500) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.call("GET", f"/dags/{self.dag_id}/dagRuns/{run_id}")["state"]
+            if state in self.TERMINAL:
+                return str(state)
+            time.sleep(3)
+        log = Path(svc.state_dir) / "airflow-scheduler.log"
+        raise AssertionError(f"{run_id} still not done after {timeout:.0f} s: {self.task_states(run_id)}\n"
+                             f"{log.read_text()[-3000:]}")
+
+
+def airflow_cli(svc: Service, *args: str) -> None:
+    """Run `airflow <args>` against the deployment of `svc` (its shared environment)."""
+    env = json.loads(Path(svc.extra["env"]).read_text())
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **env}
+    done = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
 
 
 STARTERS = {"postgres": start_postgres, "s3": start_s3, "spark": start_spark, "spark-connect": start_spark_connect}

@@ -116,13 +116,7 @@ _db_numbers = itertools.count(1)
 @pytest.fixture
 def postgres_warehouse_url(postgres_server: localstack.Service) -> str:
     """A fresh, empty database on the session's server."""
-    import psycopg
-
-    name = f"test_{next(_db_numbers)}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    return localstack.fresh_database(postgres_server.url, f"test_{next(_db_numbers)}")
 
 
 @pytest.fixture

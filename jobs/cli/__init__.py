@@ -46,6 +46,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "compact the lake's Delta tables and delete files outside the retention window",
         "crm-metrics maintain --retain-hours 168",
     ),
+    "spark-server": (
+        "jobs.cli.spark_server",
+        "run a long-lived Spark Connect server for the DAG's tasks (crm_spark = sc://HOST:PORT)",
+        "crm-metrics spark-server --port 15002",
+    ),
     "bench": (
         "devtools.bench",
         "benchmark Spark against a DuckDB SQL reference (inputs stage, metric stage) and pandas",

@@ -71,6 +71,62 @@ def shuffle_partitions(master: str) -> int:
     return int(os.environ.get("CRM_METRICS_SHUFFLE_PARTITIONS", "64"))
 
 
+# set on every session, local or remote (runtime SQL settings)
+RUNTIME_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+def session_settings(master: str) -> dict[str, str]:
+    """Every setting of a session this project builds on `master` (a local or cluster master;
+    the same for a Spark Connect server's own session), $CRM_METRICS_SPARK_CONF last."""
+    settings = {
+        **RUNTIME_SETTINGS,
+        "spark.sql.shuffle.partitions": str(shuffle_partitions(master)),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.memory": os.environ.get("CRM_METRICS_DRIVER_MEMORY", "2g"),
+        # A run generates more query classes than the default cache's 100 entries, so later marts
+        # (and the next run in the same process) compiled them again: 10-15% of a small run's
+        # time (1,500 customers, A/B in fresh processes). Not measured at 10M lines.
+        "spark.sql.codegen.cache.maxEntries": "4000",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{Path(__file__).with_name('log4j2.properties')}",
+        "spark.jars": ",".join(spark_jars()),
+        **DELTA_SETTINGS,
+        **s3a_settings(lake_connection()),
+    }
+    if master.startswith("local"):
+        # list daily lake partitions on the driver: a listing job costs more than it saves here
+        settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "4096"
+        # Delta rebuilds a table's state with 50 tasks by default: most of a small table's read time
+        settings["spark.databricks.delta.snapshotPartitions"] = "2"
+    else:
+        settings["spark.driver.host"] = os.environ.get("CRM_METRICS_DRIVER_HOST", "127.0.0.1")
+    # The UI is off, but its status store still keeps 1,000 queries, jobs and stages with their
+    # plans; a long-lived process (a backfill, dag.test, the test suite) filled the heap with them.
+    for key in ("spark.sql.ui.retainedExecutions", "spark.ui.retainedJobs", "spark.ui.retainedStages"):
+        settings[key] = "100"
+    return {**settings, **conf_from_env()}
+
+
+def connect_server_command(host: str, port: int, master: str = "local[*]") -> list[str]:
+    """The command line of a Spark Connect server whose session is set up like get_spark's own
+    (`crm-metrics spark-server`, and the tests' server): tasks that reach it with
+    `sc://host:port` start no JVM of their own."""
+    import pyspark
+
+    settings = {**session_settings(master), "spark.connect.grpc.binding.address": host,
+                "spark.connect.grpc.binding.port": str(port)}
+    submit = Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
+    return [str(submit), "--class", CONNECT_SERVER_CLASS, "--master", master, "--name", "crm-metrics-connect",
+            *[arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")], "spark-internal"]
+
+
 def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: dict[str, str] | None = None) -> SparkSession:
     """Build (or reuse) the session. Settings that matter for correctness: UTC session time zone."""
     from pyspark.sql import SparkSession
@@ -81,52 +137,14 @@ def get_spark(master: str | None = None, app_name: str = "crm-metrics", extra: d
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("sc://"):
         session = SparkSession.builder.remote(master).appName(app_name).getOrCreate()
-        # runtime settings only: the server owns the rest (its spark-defaults.conf)
-        for key, value in {
-            "spark.sql.session.timeZone": "UTC",
-            "spark.sql.shuffle.partitions": str(shuffle_partitions(master)),
-            "spark.sql.sources.partitionOverwriteMode": "dynamic",
-            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-            **conf_from_env(),
-            **(extra or {}),
-        }.items():
+        # runtime settings only: the server owns the rest (crm-metrics spark-server sets them up)
+        runtime = {**RUNTIME_SETTINGS, "spark.sql.shuffle.partitions": str(shuffle_partitions(master)),
+                   **conf_from_env(), **(extra or {})}
+        for key, value in runtime.items():
             session.conf.set(key, value)
         return session
-    builder = (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions(master)))
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.driver.memory", os.environ.get("CRM_METRICS_DRIVER_MEMORY", "2g"))
-        # A run generates more query classes than the default cache's 100 entries, so later marts
-        # (and the next run in the same process) compiled them again: 10-15% of a small run's
-        # time (1,500 customers, A/B in fresh processes). Not measured at 10M lines.
-        .config("spark.sql.codegen.cache.maxEntries", "4000")
-    )
-    if master.startswith("local"):
-        # list daily lake partitions on the driver: a listing job costs more than it saves here
-        builder = builder.config("spark.sql.sources.parallelPartitionDiscovery.threshold", "4096")
-    else:
-        builder = builder.config("spark.driver.host", os.environ.get("CRM_METRICS_DRIVER_HOST", "127.0.0.1"))
-    log_config = Path(__file__).with_name("log4j2.properties")
-    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
-    builder = builder.config("spark.jars", ",".join(spark_jars()))
-    for key, value in {**DELTA_SETTINGS, **s3a_settings(lake_connection())}.items():
-        builder = builder.config(key, value)
-    if master.startswith("local"):
-        # Delta rebuilds a table's state with 50 tasks by default: most of a small table's read time
-        builder = builder.config("spark.databricks.delta.snapshotPartitions", "2")
-    # The UI is off, but its status store still keeps 1,000 queries, jobs and stages with their
-    # plans; a long-lived process (a backfill, dag.test, the test suite) filled the heap with them.
-    for key in ("spark.sql.ui.retainedExecutions", "spark.ui.retainedJobs", "spark.ui.retainedStages"):
-        builder = builder.config(key, "100")
-    for key, value in {**conf_from_env(), **(extra or {})}.items():
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**session_settings(master), **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # a session built earlier in this process (dag.test, a backfill, tests) keeps its Hadoop

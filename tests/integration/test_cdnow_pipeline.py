@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import localstack
 from jobs.ingest.importer import ImportOptions, import_transactions
 from jobs.pipeline.steps import RunContext, run_all
 from jobs.platform.warehouse import open_warehouse
@@ -35,12 +36,7 @@ def _run(base: Path, file: str, columns: str, snapshot: date, source: str | None
 @pytest.fixture(scope="module")
 def sample_source(postgres_server: Any) -> str:
     """A PostgreSQL database holding the CDNOW sample's source tables (schema crm)."""
-    import psycopg
-
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "cdnow_source"')
-        conn.execute('CREATE DATABASE "cdnow_source"')
-    return str(postgres_server.url.rsplit("/", 1)[0] + "/cdnow_source")
+    return localstack.fresh_database(postgres_server.url, "cdnow_source")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 import boto3
 import pytest
 
+import localstack
 from jobs.pipeline.steps import RunContext, run_all
 from jobs.platform.state_tables import recorded_snapshots
 from schemas.marts import METRIC_MARTS
@@ -182,15 +183,6 @@ def _start(warehouse: str, lake: Path, days: list[date], log: Path) -> subproces
         return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _new_database(server_url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_two_runs_at_once_match_one_after_another(
@@ -201,7 +193,7 @@ def test_two_runs_at_once_match_one_after_another(
     from jobs.platform.warehouse import open_warehouse
 
     at_once_url = postgres_warehouse_url
-    in_order_url = _new_database(postgres_server.url, f"in_order_{uuid.uuid4().hex[:8]}")
+    in_order_url = localstack.fresh_database(postgres_server.url, f"in_order_{uuid.uuid4().hex[:8]}")
     load_cdnow_sample(at_once_url)
     load_cdnow_sample(in_order_url)
     lake = tmp_path / "lake"

@@ -1,23 +1,17 @@
 """The DAG under a real Airflow deployment, as a data engineer runs it: PostgreSQL as the metadata
-DB, LocalExecutor (every task its own process, with its own Spark session), `airflow api-server`,
-`airflow scheduler` and `airflow dag-processor` on loopback, the warehouse connection and the pool
-added with the `airflow` CLI, runs triggered and a task cleared through the REST API.
+DB, LocalExecutor (every task its own process), `airflow api-server`, `airflow scheduler` and
+`airflow dag-processor` on loopback, the tasks' Spark on a long-lived Spark Connect server (as
+`crm-metrics spark-server` runs one), the warehouse and Spark connections and the pool added with
+the `airflow` CLI, runs triggered and a task cleared through the REST API.
 
 One test: it starts a whole deployment and runs the pipeline three times (two dates, then one
 date's build_marts and everything after it again)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,77 +24,36 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 DAG = "customer_metrics"
 D1, D2 = date(1997, 3, 30), date(1997, 3, 31)
-TERMINAL = ("success", "failed")
-
-
-def _database(server: localstack.Service, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
-
-
-class Api:
-    """The deployment's REST API (`/api/v2`), plain HTTP and JSON."""
-
-    def __init__(self, base: str) -> None:
-        self.base = f"{base}/api/v2"
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def task_states(self, run_id: str) -> dict[str, tuple[str, int]]:
-        tis = self.call("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {t["task_id"]: (t["state"], t["try_number"]) for t in tis}
-
-    def wait_for_run(self, run_id: str, svc: localstack.Service, timeout: float = 1500) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.call("GET", f"/dags/{DAG}/dagRuns/{run_id}")["state"]
-            if state in TERMINAL:
-                return str(state)
-            time.sleep(3)
-        log = Path(svc.state_dir) / "airflow-scheduler.log"
-        raise AssertionError(f"{run_id} still not done after {timeout:.0f} s: {self.task_states(run_id)}\n"
-                             f"{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
-def deployment(postgres_server: localstack.Service, tmp_path: Path) -> Iterator[tuple[localstack.Service, Api, str]]:
-    """A migrated deployment with the warehouse connection (metadata DB only) and the pool;
-    yields the service, its API and the warehouse URL. Every process it starts is stopped."""
-    warehouse = _database(postgres_server, "scheduled_warehouse")
+def spark_server(tmp_path: Path) -> Iterator[localstack.Service]:
+    svc = localstack.start_spark_connect(tmp_path / "spark-connect")
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+def deployment(postgres_server: localstack.Service, spark_server: localstack.Service, tmp_path: Path) -> Iterator[tuple[localstack.Service, localstack.AirflowApi, str]]:
+    """A migrated deployment with the warehouse and Spark connections (metadata DB only) and the
+    pool; yields the service, its API and the warehouse URL. Every process it starts is stopped."""
+    warehouse = localstack.fresh_database(postgres_server.url, "scheduled_warehouse")
     load_cdnow_sample(warehouse)
-    metadata = _database(postgres_server, "airflow_metadata")
+    metadata = localstack.fresh_database(postgres_server.url, "airflow_metadata")
     svc = localstack.start_airflow(tmp_path / "airflow", metadata, {
         "CRM_METRICS_LAKE": str(tmp_path / "lake"),
         "CRM_METRICS_SCHEDULE": "none",  # only the runs the test triggers
-        "CRM_METRICS_DRIVER_MEMORY": "1g",  # one task's Spark session at a time (the pool)
     })
     try:
-        env = json.loads(Path(svc.extra["env"]).read_text())
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **env}
-        for cmd in (["connections", "add", "crm_warehouse", "--conn-uri", warehouse],
-                    ["pools", "set", "crm_metrics", "1", "customer_metrics: one task at a time"]):
-            done = subprocess.run([sys.executable, "-m", "airflow", *cmd], env=env, capture_output=True, text=True,
-                                  check=False)
-            assert done.returncode == 0, done.stderr[-2000:]
-        api = Api(svc.url)
-        deadline = time.monotonic() + 240
-        while True:  # the dag-processor's first parse
-            try:
-                api.call("GET", f"/dags/{DAG}")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(2)
+        localstack.airflow_cli(svc, "connections", "add", "crm_warehouse", "--conn-uri", warehouse)
+        host, port = spark_server.url.removeprefix("sc://").rsplit(":", 1)
+        localstack.airflow_cli(svc, "connections", "add", "crm_spark", "--conn-type", "spark_connect",
+                               "--conn-host", host, "--conn-port", port)
+        localstack.airflow_cli(svc, "pools", "set", "crm_metrics", "1", "customer_metrics: one task at a time")
+        api = localstack.AirflowApi(svc.url, DAG)
+        api.wait_for_dag()
         yield svc, api, warehouse
     finally:
         svc.stop()
@@ -110,15 +63,14 @@ def deployment(postgres_server: localstack.Service, tmp_path: Path) -> Iterator[
 
 @pytest.mark.timeout(3600)
 def test_two_dates_scheduled_through_the_rest_api_and_a_cleared_task_rerun(
-    deployment: tuple[localstack.Service, Api, str],
+    deployment: tuple[localstack.Service, localstack.AirflowApi, str],
 ) -> None:
     svc, api, warehouse = deployment
     api.call("PATCH", f"/dags/{DAG}", {"is_paused": False})
     runs = {}
     for day in (D1, D2):
         run_id = f"rest__{day.isoformat()}"
-        api.call("POST", f"/dags/{DAG}/dagRuns", {"dag_run_id": run_id, "logical_date": f"{day.isoformat()}T00:00:00Z",
-                                                   "conf": {}})
+        api.trigger(run_id, day.isoformat())
         runs[day] = run_id
     for run_id in runs.values():
         assert api.wait_for_run(run_id, svc) == "success", api.task_states(run_id)
