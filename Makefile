@@ -52,7 +52,7 @@ demo: install java
 
 # 2) Lint, type-check and run the suite against real DuckDB, PostgreSQL, Spark, Delta, Airflow, GE
 # and S3: every unit and contract test plus one end-to-end run of each guarantee (the DAG on
-# PostgreSQL, the lake on S3, a rerun keeping its history, the quarantine). Two workers, one file
+# PostgreSQL, under a real scheduler, the lake on S3, a rerun keeping its history, the quarantine). Two workers, one file
 # each at a time: module and session fixtures stay within a worker.
 # --no-loadscope-reorder: files start in tests/conftest.py's order (heaviest first), not by test count
 PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
