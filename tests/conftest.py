@@ -72,8 +72,8 @@ def spark() -> Iterator[Any]:
 # collection order when given --no-loadscope-reorder; by default it starts the files with the
 # most tests), so the two workers end together instead of one running a long file alone at the end.
 HEAVY_FIRST = (
-    "test_lake_history.py", "test_clean_moves.py", "test_scheduler.py", "test_lake_storage.py", "test_cdnow_pipeline.py",
-    "test_bench.py", "test_export_s3.py", "test_dag.py", "test_quality.py", "test_scale_out.py",
+    "test_scheduler.py", "test_clean_moves.py", "test_lake_history.py", "test_cdnow_pipeline.py", "test_bench.py",
+    "test_lake_storage.py", "test_export_s3.py", "test_dag.py", "test_quality.py", "test_scale_out.py",
     "test_publish_kill.py", "test_reliability.py", "test_bad_input.py",
 )
 

@@ -112,6 +112,9 @@ def _day_start(day: date) -> datetime:
 
 
 # -- 1. a rerun gives back the first publication --------------------------------------------------
+# slow: `make test` checks the same guarantee under the scheduler, on an S3 lake (test_scheduler.py);
+# this one adds the held-back source (every version of the next day unseen at D) and its counts
+@pytest.mark.slow
 def test_rerun_of_a_published_date_keeps_its_history(tmp_path: Path, spark: Any) -> None:
     d, nxt = date(2024, 7, 30), date(2024, 7, 31)  # nxt = END: the generator's last day
     url, lake = _generate(tmp_path / "w.duckdb"), tmp_path / "lake"

@@ -80,6 +80,9 @@ def s3_lake_spark(spark: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
 
 
 # -- 1. the whole DAG with the lake on S3 -------------------------------------------------------
+# slow: `make test` runs the scheduled DAG on an S3 lake (test_scheduler.py); this one adds that
+# nothing but temp files reaches the local disk and the revenue per customer against the file
+@pytest.mark.slow
 def test_whole_dag_twice_with_the_lake_on_s3(
     airflow_home: Path, s3_lake_spark: Any, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
