@@ -13,14 +13,24 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from tests.support.faults import HOOKS
 
 ROOT = Path(__file__).resolve().parents[2]
+S3_KEY, S3_SECRET = "testing", "s3cr/et+key=="  # moto accepts any; this one needs escaping in a URI
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 SAMPLE_COLUMNS = ("master_id", "customer_id", "date", "quantity", "amount")
+
+
+def lake_conn_uri(endpoint: str) -> str:
+    """The `crm_lake` connection of the tests' S3 endpoint, as an AIRFLOW_CONN_ URI."""
+    return (
+        f"aws://{quote(S3_KEY, safe='')}:{quote(S3_SECRET, safe='')}@/"
+        f"?endpoint_url={quote(endpoint, safe='')}&region_name=us-east-1"
+    )
 
 
 def load_cdnow_sample(url: str) -> None:

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
@@ -26,20 +26,18 @@ from jobs.pipeline.steps import RunContext, run_all
 from jobs.platform.state_tables import recorded_snapshots
 from schemas.marts import METRIC_MARTS
 from schemas.source import SOURCE_TABLES
-from tests.integration.conftest import CDNOW, ROOT, load_cdnow_sample, mart_rows
+from tests.integration.conftest import (
+    CDNOW,
+    ROOT,
+    S3_KEY,
+    S3_SECRET,
+    lake_conn_uri,
+    load_cdnow_sample,
+    mart_rows,
+)
 
 # inside the CDNOW sample's range (1997-01 .. 1998-06), the days test_dag.py runs
 D1, D2 = date(1997, 3, 30), date(1997, 3, 31)
-S3_KEY, S3_SECRET = "testing", "s3cr/et+key=="  # moto accepts any; this one needs escaping in a URI
-
-
-def _lake_conn_uri(endpoint: str) -> str:
-    return (
-        f"aws://{quote(S3_KEY, safe='')}:{quote(S3_SECRET, safe='')}@/"
-        f"?endpoint_url={quote(endpoint, safe='')}&region_name=us-east-1"
-    )
-
-
 def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
 
@@ -60,7 +58,7 @@ def s3_lake_spark(spark: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM_LAKE", _lake_conn_uri(s3_endpoint))
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_LAKE", lake_conn_uri(s3_endpoint))
     conn = lake_connection()
     assert (conn.endpoint_url, conn.access_key_id, conn.secret_access_key) == (s3_endpoint, S3_KEY, S3_SECRET)
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()

@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import boto3
 import pytest
 
 import localstack
 from jobs.platform.warehouse import open_warehouse
-from tests.integration.conftest import load_cdnow_sample, mart_rows
+from tests.integration.conftest import S3_KEY, S3_SECRET, lake_conn_uri, load_cdnow_sample, mart_rows
 
 # in `make test`: about 4-5 minutes on 2 cores now that the tasks share a Spark Connect server
 # (15 minutes when each task started its own JVM)
@@ -31,9 +30,6 @@ pytestmark = [pytest.mark.postgres]
 
 DAG = "customer_metrics"
 D1, D2 = date(1997, 3, 30), date(1997, 3, 31)
-
-
-S3_KEY, S3_SECRET = "testing", "s3cr/et+key=="  # moto accepts any; this one needs escaping in a URI
 
 
 @pytest.fixture
@@ -45,8 +41,7 @@ def s3_lake(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str
                       region_name="us-east-1")
     bucket = f"crm-scheduled-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
-    uri = (f"aws://{quote(S3_KEY, safe='')}:{quote(S3_SECRET, safe='')}@/"
-           f"?endpoint_url={quote(s3_endpoint, safe='')}&region_name=us-east-1")
+    uri = lake_conn_uri(s3_endpoint)
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AIRFLOW_CONN_CRM_LAKE", uri)
