@@ -37,6 +37,7 @@ from jobs.clean.snapshot_inputs import (
     current_tables,
     load_inputs,
 )
+from jobs.platform.delta import newest_value
 from jobs.platform.lake import Lake
 from jobs.platform.state_tables import (
     CUSTOMER_DAY,
@@ -150,10 +151,9 @@ def _newest_order_update(spark: SparkSession, lake: Lake, snapshot: date, inputs
     """The newest orders.updated_at the snapshot can see: a version updated by then, or a later
     first version of an order placed by then (always among the run's own keys)."""
     end = datetime.combine(snapshot + timedelta(days=1), time())
-    seen = (spark.read.format("delta").load(lake.raw_table("orders"))
-            .where(F.col("updated_at") < F.lit(end)).agg(F.max("updated_at")).first())
+    seen = newest_value(spark, lake, lake.raw_table("orders"), "updated_at", before=end)
     mine = inputs.orders.agg(F.max("updated_at")).first()
-    values = [v for v in (seen[0] if seen else None, mine[0] if mine else None) if v is not None]
+    values = [v for v in (seen, mine[0] if mine else None) if v is not None]
     return max(values) if values else None
 
 

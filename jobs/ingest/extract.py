@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.utils import is_remote
 
 from jobs.platform.config import mask_url
-from jobs.platform.delta import retry_conflicts
+from jobs.platform.delta import newest_value, retry_conflicts, time_ordered
 from jobs.platform.lake import Lake
 from jobs.platform.state_tables import recorded_snapshots
 from jobs.platform.warehouse import Warehouse, quote_ident
@@ -187,8 +187,8 @@ def check_source(lake: Lake, path: str, source: str) -> None:
 
 def watermark(spark: SparkSession, lake: Lake, table: str) -> datetime | None:
     """The newest captured `updated_at` of a raw table (None when nothing was captured yet)."""
-    row = spark.read.format("delta").load(lake.raw_table(table)).agg(F.max("updated_at")).first()
-    return row[0] if row else None
+    value: datetime | None = newest_value(spark, lake, lake.raw_table(table), "updated_at")
+    return value
 
 
 def _select_sql(wh: Warehouse, schema: str, table: Table, since: datetime | None) -> str:
@@ -311,6 +311,8 @@ def extract(
             )
             current = _frame(spark, folder, table)
             versions = current.dropDuplicates().select(*table.column_names, *_bookkeeping(snapshot, run_id, False))
+            if full:  # a first capture lands in updated_at ranges: the daily reads by time skip its files
+                versions = time_ordered(versions, "updated_at")
             dead: DataFrame | None = None
             if full_refresh:
                 newest = _newest_versions(spark.read.format("delta").load(lake.raw_table(table.name)), list(table.key))

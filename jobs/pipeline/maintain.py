@@ -23,6 +23,7 @@ from jobs.platform.config import lake_root
 from jobs.platform.delta import optimize, vacuum
 from jobs.platform.lake import Lake
 from jobs.platform.state_tables import TIME_ORDER, current_versions, find_base, state_tables, write_record
+from schemas.source import SOURCE_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,16 @@ def delta_tables(lake: Lake) -> list[str]:
 
 
 def maintain(spark: SparkSession, lake: Lake, retain: timedelta) -> MaintainResult:
-    """Compact every table (OPTIMIZE; the state tables Z-ordered by their time column, see
-    jobs.platform.state_tables.TIME_ORDER), then VACUUM with `retain`."""
+    """Compact every table (OPTIMIZE; the raw tables Z-ordered by updated_at, the state tables by
+    their time column, see jobs.platform.state_tables.TIME_ORDER), then VACUUM with `retain`."""
     hours = retain.total_seconds() / 3600
     # Delta refuses a window shorter than a week unless told: readers older than the window break
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", str(hours >= DEFAULT_RETAIN_HOURS).lower())
     result = MaintainResult()
     held = find_base(lake, None)
     order = {path: TIME_ORDER[name] for name, path in state_tables(lake).items() if name in TIME_ORDER}
+    # the raw history stays in updated_at order: a day's reads by time skip its older files
+    order.update({lake.raw_table(t.name): "updated_at" for t in SOURCE_TABLES})
     for path in delta_tables(lake):
         column = order.get(path)
         if column is not None and column not in spark.read.format("delta").load(path).columns:

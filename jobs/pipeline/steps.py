@@ -154,7 +154,9 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
 
     spark = _spark()
     begin_run(_run_key(ctx))
-    current = current_tables(spark, ctx.lake, ctx.snapshot)
+    # persisted once: the rule parameters, the changed scope and the checks all read them
+    # (plan.release() frees them with the checked rows)
+    current = {t: df.persist() for t, df in current_tables(spark, ctx.lake, ctx.snapshot).items()}
     params = _rule_params(ctx, current["customers"])
     # after a full extraction (the lake's first, or a full refresh) every row is checked; after
     # an incremental one, the rows updated on the snapshot's day

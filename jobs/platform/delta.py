@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import date
-from typing import TypeVar
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 import pyarrow as pa
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -87,9 +88,52 @@ def read_snapshot(
 
 def _add_actions(lake: Lake, path: str) -> pa.Table:
     """The live files of a Delta table with their partition values and row counts (the log only)."""
-    from deltalake import DeltaTable
-
     return pa.table(DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options()).get_add_actions(flatten=True))
+
+
+def time_ordered(rows: DataFrame, column: str) -> DataFrame:
+    """`rows` in ranges of `column`, one file per range (the shuffle partitions' number), sorted
+    within: a read filtered by time then skips, by Delta's file statistics, the files outside it."""
+    files = int(rows.sparkSession.conf.get("spark.sql.shuffle.partitions") or "16")
+    return rows.repartitionByRange(files, column).sortWithinPartitions(column)
+
+
+# Delta stores timestamp statistics in milliseconds: a file's true max is within this of its stat
+STATS_PRECISION = timedelta(milliseconds=1)
+
+
+def _newest_floor(lake: Lake, path: str, column: str, before: datetime | None) -> datetime | None:
+    """A lower bound of max(`column`) over the rows below `before`, from the Delta log: the largest
+    file maximum among files wholly below `before`. None when the statistics cannot tell, or when
+    the table may have deletion vectors (a file's maximum may then be a deleted row's, and the log
+    as delta-rs reads it does not say which files have one)."""
+    table = DeltaTable(lake.delta_uri(path), storage_options=lake.storage_options())
+    if "deletionVectors" in (table.protocol().reader_features or []):
+        return None
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if f"max.{column}" not in actions.column_names:
+        return None
+    # naive times are the Python process's local time, as PySpark converts them
+    limit = None if before is None else before.astimezone(UTC)
+    usable = [m for m in actions.column(f"max.{column}").to_pylist()
+              if m is not None and (limit is None or m + STATS_PRECISION <= limit)]
+    if not usable:
+        return None
+    return (max(usable) - STATS_PRECISION).astimezone().replace(tzinfo=None)
+
+
+def newest_value(spark: SparkSession, lake: Lake, path: str, column: str, before: datetime | None = None) -> Any:
+    """max(`column`) of a Delta table's rows (those below `before`, a UTC time): the same answer as a
+    full scan, but Spark reads only the files whose statistics reach the log's lower bound (on a
+    table in time order, the newest file or two instead of the whole history)."""
+    rows = spark.read.format("delta").load(path)
+    if before is not None:
+        rows = rows.where(F.col(column) < F.lit(before))
+    floor = _newest_floor(lake, path, column, before)
+    if floor is not None:
+        rows = rows.where(F.col(column) >= F.lit(floor))
+    row = rows.agg(F.max(column)).first()
+    return row[0] if row else None
 
 
 def snapshot_rows(lake: Lake, path: str, snapshot: date) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.platform.delta import LakeConflict, is_conflict, retry_conflicts
+from jobs.platform.delta import LakeConflict, is_conflict, retry_conflicts, time_ordered
 from jobs.platform.lake import SNAPSHOT_COLUMN, Lake
 
 CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products", "marketing_spend")
@@ -167,8 +167,7 @@ def rebuild(spark: SparkSession, lake: Lake, path: str, rows: DataFrame, what: s
     """Replace the whole table with `rows` (created if missing, with the Delta table `properties`;
     its files in ranges of `order_by`): one commit. Returns its version."""
     if order_by is not None:
-        files = int(spark.conf.get("spark.sql.shuffle.partitions") or "16")
-        rows = rows.repartitionByRange(files, order_by).sortWithinPartitions(order_by)
+        rows = time_ordered(rows, order_by)
 
     def write() -> None:
         writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
