@@ -141,6 +141,7 @@ def _data_docs(ctx: RunContext) -> str | None:
 
 
 def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from jobs.clean.layer import prepare, restated_rows
@@ -156,7 +157,7 @@ def validate_raw_step(ctx: RunContext) -> dict[str, Any]:
     begin_run(_run_key(ctx))
     # persisted once: the rule parameters, the changed scope and the checks all read them
     # (plan.release() frees them with the checked rows)
-    current = {t: df.persist() for t, df in current_tables(spark, ctx.lake, ctx.snapshot).items()}
+    current = {t: df.persist(StorageLevel.MEMORY_AND_DISK) for t, df in current_tables(spark, ctx.lake, ctx.snapshot).items()}
     params = _rule_params(ctx, current["customers"])
     # after a full extraction (the lake's first, or a full refresh) every row is checked; after
     # an incremental one, the rows updated on the snapshot's day
