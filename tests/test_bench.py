@@ -41,14 +41,16 @@ CLEAN_TABLES = ("orders", "order_items", "interactions", "customers", "products"
 
 @pytest.fixture(scope="module")
 def tiny_bench(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], str, Path]:
-    """One tiny run (about 5k order lines over 60 days, no pipeline) in the tests' Spark session.
-    60 days, not the default two years: less history, a faster Spark job."""
+    """One tiny run (about 5k order lines over 60 days, no pipeline) in the tests' Spark session,
+    with the two stages on Sail as well. 60 days, not the default two years: less history, a
+    faster Spark job."""
     import devtools.bench
 
     workdir = tmp_path_factory.mktemp("bench")
     buf, err = io.StringIO(), io.StringIO()  # not terminals: no progress bar
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
-        code = devtools.bench.main(["--lines", "5000", "--days", "60", "--workdir", str(workdir), "--skip-pipeline", "--seed", "7"])
+        code = devtools.bench.main(["--lines", "5000", "--days", "60", "--workdir", str(workdir), "--skip-pipeline", "--seed", "7",
+                                    "--sail"])
     text = buf.getvalue()
     last = text.strip().splitlines()[-1]
     (workdir / "stderr.txt").write_text(err.getvalue())
@@ -91,6 +93,28 @@ def test_spark_and_duckdb_agree(tiny_bench: tuple[int, dict[str, Any], str, Path
         assert check["mismatches"] == 0, check
     assert result["check"]["customers"]["rows_compared"] == result["spark_rows"]["customer_profitability"]
     assert result["check"]["cohorts"]["rows_compared"] == result["spark_rows"]["cohort_retention"]
+
+
+def test_sail_agrees_with_duckdb_and_with_spark_on_every_column(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:
+    """The same PySpark code on Sail: its clean layer and marts equal the DuckDB reference's, and
+    its three marts equal JVM Spark's row for row, every column (doubles to 1e-9)."""
+    _, result, text, _ = tiny_bench
+    sail = result["sail"]
+    assert set(sail["clean_check"]) == set(CLEAN_TABLES)
+    for name, check in sail["clean_check"].items():
+        assert check["mismatches"] == 0 and check["same_hash"] is True, (name, check)
+        assert check["rows_compared"] == result["clean_check"][name]["rows_compared"], name
+    for name in ("customers", "cohorts"):
+        assert sail["check"][name]["mismatches"] == 0, sail["check"][name]
+        assert sail["check"][name]["rows_compared"] == result["check"][name]["rows_compared"]
+    assert set(sail["spark_check"]) == {"customer_profitability", "customer_rfm", "cohort_retention"}
+    for name, check in sail["spark_check"].items():
+        assert check["mismatches"] == 0, (name, check)
+        assert check["rows_compared"] == result["spark_rows"][name], name
+    for key in ("inputs_seconds", "marts_seconds", "marts_again_seconds", "inputs_ratio", "marts_ratio", "total_ratio"):
+        assert isinstance(sail[key], float) and sail[key] > 0, key
+    assert sail["marts_server_cpu_seconds"] > 0  # the server's work, read from /proc
+    assert "check Sail = Spark, cohort_retention, every column" in text
 
 
 def test_spark_and_duckdb_write_the_same_clean_layer(tiny_bench: tuple[int, dict[str, Any], str, Path]) -> None:

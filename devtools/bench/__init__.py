@@ -56,7 +56,7 @@ DATA_MARKER = "bench-data.json"
 PHASES = (
     "generate warehouse", "spark session start", "extract full history", "spark inputs stage", "spark metric stage",
     "spark metric stage again", "spark lifetimes summary", "duckdb inputs stage", "duckdb metric stage",
-    "duckdb metric stage again", "checks: clean layer, marts",
+    "duckdb metric stage again", "checks: clean layer, marts", "sail stages and checks",
     "pandas lifetimes summary", "duckdb lifetimes summary", "extract next day", "pipeline full", "pipeline next day",
 )
 
@@ -87,6 +87,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
                         help="DuckDB threads for the reference (default: DuckDB's own, all cores)")
     parser.add_argument("--reuse-data", action="store_true",
                         help="keep the generated warehouse from an earlier run with the same --lines and --seed")
+    parser.add_argument("--sail", action="store_true",
+                        help="also run both stages on Sail (a pysail Spark Connect server the bench starts), "
+                        "checked against the DuckDB reference like Spark's")
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -314,6 +317,13 @@ class Bench:
         out["check"] = {name: c.as_dict() for name, c in checks.items()}
         mismatches = sum(c.total for c in clean_checks.values()) + sum(c.total for c in checks.values())
 
+        if args.sail:
+            with bar.phase("sail stages and checks"):
+                mismatches += self._sail(out, lines, max_amount, ref_dir)
+        else:
+            out["sail"] = None
+            bar.skip("sail stages and checks")
+
         # 4. pandas -------------------------------------------------------------------------------
         out["pandas_seconds"] = None
         out["pandas_ratio"] = None
@@ -445,6 +455,53 @@ class Bench:
         data = {**want, "rows": dict(stats.rows), "seconds": stats.seconds}
         marker.write_text(json.dumps(data, indent=1))
         return data
+
+    def _sail(self, out: dict[str, Any], lines: int, max_amount: float, ref_dir: Path) -> int:
+        """Both stages on Sail, in a child process (devtools.bench.sail_stage) against a Sail server
+        started for the purpose; checked against the DuckDB reference. Returns the mismatches."""
+        from devtools.bench.duckdb_reference import (
+            check_clean_files,
+            check_marts,
+            check_same_marts,
+            clean_dir,
+            mart_snapshot,
+        )
+        from devtools.bench.sail_stage import sail_server
+        from devtools.bench.spark_job import BENCH_MARTS
+        from jobs.platform.state_tables import CLEAN_TABLES
+
+        sail_out = self.out_dir / "sail"
+        with sail_server(self.workdir / "sail-server.log") as server:
+            res = _child("devtools.bench.sail_stage", [
+                "--url", server.url, "--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(),
+                "--out", str(sail_out), "--max-order-amount", repr(max_amount), "--server-pid", str(server.pid),
+            ], timeout=None)
+        stages = {"inputs": ("sail inputs: raw -> clean", "inputs_duckdb_seconds", "inputs_duckdb_cpu_seconds"),
+                  "marts": ("sail metrics: clean -> 3 marts", "duckdb_seconds", "duckdb_cpu_seconds"),
+                  "marts_again": ("sail metrics again, same server", "repeat_duckdb_seconds", "repeat_duckdb_cpu_seconds")}
+        sail: dict[str, Any] = {"session_start_seconds": res["session_start"]["seconds"],
+                                "server_peak_rss_mb": res.get("server_peak_rss_mb"), "client_cpu_seconds": res.get("cpu_seconds")}
+        self.phases.append(Phase("sail session start", res["session_start"]["seconds"], None, None, None, "Spark Connect"))
+        for stage, (name, duckdb_key, duckdb_cpu_key) in stages.items():
+            r = res[stage]
+            sail[f"{stage}_seconds"] = r["seconds"]
+            sail[f"{stage}_server_cpu_seconds"] = r["server_cpu_seconds"]
+            sail[f"{stage}_ratio"] = _ratio(r["seconds"], out.get(duckdb_key))
+            sail[f"{stage}_cpu_ratio"] = _ratio(r["server_cpu_seconds"], out.get(duckdb_cpu_key))
+            self.phases.append(Phase(name, r["seconds"], lines, None, res.get("server_peak_rss_mb"), "Sail server",
+                                     cpu=r["server_cpu_seconds"], vs_duckdb=sail[f"{stage}_ratio"]))
+        sail["total_seconds"] = res["inputs"]["seconds"] + res["marts"]["seconds"]
+        sail["total_ratio"] = _ratio(sail["total_seconds"], out.get("total_duckdb_seconds"))
+        clean = check_clean_files({t: sail_out / "clean" / t for t in CLEAN_TABLES}, clean_dir(ref_dir))
+        marts = check_marts({m: sail_out / "marts" / m for m in BENCH_MARTS}, ref_dir)
+        # and row for row against JVM Spark's marts, every column
+        same = check_same_marts({m: sail_out / "marts" / m for m in BENCH_MARTS},
+                                {m: mart_snapshot(self.lake_dir, m, SNAPSHOT) for m in BENCH_MARTS})
+        sail["clean_check"] = {name: c.as_dict() for name, c in clean.items()}
+        sail["check"] = {name: c.as_dict() for name, c in marts.items()}
+        sail["spark_check"] = {name: c.as_dict() for name, c in same.items()}
+        out["sail"] = sail
+        return sum(c.total for c in (*clean.values(), *marts.values(), *same.values()))
 
     def _pipeline(self, sampler: Any, snapshot: date, lake: Path, full_refresh: bool, label: str) -> dict[str, Any]:
         from jobs.pipeline.steps import RunContext, run_all, step_statuses
@@ -605,6 +662,16 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{label:<44} {_f(result.get(k + 'spark_seconds')):>9} {_f(result.get(k + 'duckdb_seconds')):>9} "
               f"{_f(result.get(k + 'ratio')):>13} {_f(result.get(k + 'spark_cpu_seconds'), '.1f'):>12} "
               f"{_f(result.get(k + 'duckdb_cpu_seconds'), '.1f'):>13} {_f(result.get(k + 'cpu_ratio')):>10}")
+    sail = result.get("sail")
+    if sail:
+        print(f"{'stage on Sail':<44} {'Sail s':>9} {'DuckDB s':>9} {'Sail/DuckDB':>13} {'server CPU s':>12} {'DuckDB CPU s':>13} {'CPU ratio':>10}")
+        for label, k, d in (("inputs: raw -> latest versions + rules -> clean", "inputs", "inputs_"),
+                            ("metrics: clean -> 3 marts (the 3x target)", "marts", ""),
+                            ("metrics, run again (warm server)", "marts_again", "repeat_")):
+            print(f"{label:<44} {_f(sail[k + '_seconds']):>9} {_f(result.get(d + 'duckdb_seconds')):>9} "
+                  f"{_f(sail[k + '_ratio']):>13} {_f(sail[k + '_server_cpu_seconds'], '.1f'):>12} "
+                  f"{_f(result.get(d + 'duckdb_cpu_seconds'), '.1f'):>13} {_f(sail[k + '_cpu_ratio']):>10}")
+        print(f"{'total':<44} {_f(sail['total_seconds']):>9} {_f(result.get('total_duckdb_seconds')):>9} {_f(sail['total_ratio']):>13}")
     spark_ratio = result.get("ratio") or float("nan")
     cpu_ratio = result.get("cpu_ratio")
     cpu_note = f"; CPU seconds {cpu_ratio:.2f}x" if cpu_ratio else ""
@@ -636,6 +703,11 @@ def print_table(result: dict[str, Any]) -> None:
           f"{sum(c['mismatches'] for c in clean.values())} mismatches {bad or ''}")
     for name, c in result["check"].items():
         print(f"check Spark = DuckDB, {name}: {c['rows_compared']:,} rows, {c['mismatches']} mismatches {c['by_field'] or ''}")
+    if sail:
+        for name, c in {**sail["clean_check"], **sail["check"]}.items():
+            print(f"check Sail = DuckDB, {name}: {c['rows_compared']:,} rows, {c['mismatches']} mismatches {c['by_field'] or ''}")
+        for name, c in sail["spark_check"].items():
+            print(f"check Sail = Spark, {name}, every column: {c['rows_compared']:,} rows, {c['mismatches']} mismatches {c['by_field'] or ''}")
     if result.get("pandas_check"):
         c = result["pandas_check"]
         print(f"check Spark customer_rfm = pandas, lifetimes fields: {c['rows_compared']:,} customers, {c['mismatches']} mismatches {c['by_field'] or ''}")

@@ -43,6 +43,7 @@ from jobs.clean.snapshot_inputs import CLEAN_TABLES
 from jobs.ingest.extract import exported_table
 from jobs.platform.lake import SNAPSHOT_COLUMN, Lake
 from jobs.platform.state_tables import snapshot_record
+from schemas.marts import MART_BY_NAME
 from schemas.source import CURRENCIES, INTERACTION_TYPES, ORDER_STATUSES, SALES_CHANNELS, SOURCE_BY_NAME
 from schemas.types import Table, sql_type
 
@@ -320,6 +321,28 @@ def check_marts(spark_marts: Mapping[str, Source], reference: Path) -> dict[str,
     return {"customers": customers, "cohorts": cohorts}
 
 
+def check_same_marts(left: Mapping[str, Source], right: Mapping[str, Source]) -> dict[str, Check]:
+    """Two engines' marts, every column of each mart's contract, row for row by its key: doubles to
+    FLOAT_TOLERANCE, every other column exactly."""
+    conn = duckdb.connect()
+    try:
+        checks = {}
+        for name in left:
+            table = MART_BY_NAME[name]
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            doubles = [c.name for c in table.columns if c.type == "double" and c.name not in table.key]
+            exact = [c.name for c in table.columns if c.type != "double" and c.name not in table.key]
+            checks[name] = _compare(
+                conn, name,
+                f"SELECT {cols} FROM {_relation(conn, f'left_{name}', left[name])}",
+                f"SELECT {cols} FROM {_relation(conn, f'right_{name}', right[name])}",
+                list(table.key), exact, doubles,
+            )
+    finally:
+        conn.close()
+    return checks
+
+
 def check_lifetimes(left: Source, right: Source, name: str = "lifetimes") -> Check:
     """Two lifetimes-style summaries (or a summary and Spark's customer_rfm, from mart_snapshot),
     customer by customer: frequency exactly, recency / T / monetary_value to 1e-9."""
@@ -343,11 +366,17 @@ def _canonical(table: Table) -> str:
 
 
 def check_clean(lake_root: Lake | str | Path, snapshot: date, reference_clean: Path) -> dict[str, Check]:
-    """Spark's clean layer (each Delta table `clean/<table>` at the version recorded for the snapshot) against
-    the reference's clean tables, per table: the row count and an order-independent hash sum (sum
-    of the row hashes, as HUGEINT) must be equal. When they are not, the rows on one side only are
-    counted (EXCEPT ALL) and a few keys shown."""
+    """Spark's clean layer (each Delta table `clean/<table>` at the version recorded for the
+    snapshot) against the reference's clean tables (check_clean_files)."""
     lake = as_lake(lake_root)
+    return check_clean_files({name: clean_snapshot(lake, name, snapshot) for name in CLEAN_TABLES}, reference_clean)
+
+
+def check_clean_files(engine: Mapping[str, Source], reference_clean: Path) -> dict[str, Check]:
+    """An engine's clean tables (a Delta snapshot as from clean_snapshot, or a Parquet folder)
+    against the reference's, per table: the row count and an order-independent hash sum (sum of
+    the row hashes, as HUGEINT) must be equal. When they are not, the rows on one side only are
+    counted (EXCEPT ALL) and a few keys shown."""
     conn = duckdb.connect()
     try:
         conn.execute("SET TimeZone = 'UTC'")
@@ -356,7 +385,7 @@ def check_clean(lake_root: Lake | str | Path, snapshot: date, reference_clean: P
             contract = exported_table(SOURCE_BY_NAME[name])
             cols = _canonical(contract)
             names = ", ".join(f'"{c}"' for c in contract.column_names)
-            spark = f"SELECT {cols} FROM {_relation(conn, f'spark_clean_{name}', clean_snapshot(lake, name, snapshot))}"
+            spark = f"SELECT {cols} FROM {_relation(conn, f'spark_clean_{name}', engine[name])}"
             ref = f"SELECT {cols} FROM read_parquet('{_path(reference_clean / name)}.parquet', hive_partitioning = false)"
             sides = {}
             for side, rel in (("spark", spark), ("duckdb", ref)):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import reduce
 
 from deltalake import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.ingest.extract import DELETED, exported_table
@@ -159,6 +160,11 @@ def read_raw(spark: SparkSession, lake: Lake, table: str, snapshot: date, only: 
         raw = _within(raw, SCOPE_COLUMN[table], only)
     key = list(contract.key)
     end = F.lit(datetime.combine(snapshot + timedelta(days=1), time()))
+    out: list[Column | str] = [*contract.column_names, F.to_date("updated_at").alias("extract_date"), DELETED]
+    if raw.where(F.col("updated_at") >= end).isEmpty():
+        # nothing updated after D (a run for the lake's newest day): the visible versions are those
+        # updated by then, and no window over every version is needed to find a first one
+        return raw.where(F.col("updated_at") < end).select(*out)
     if table == "order_items":
         placed = (_within(spark.read.format("delta").load(lake.raw_table("orders")), "order_id", only)
                   .groupBy(F.col("order_id").alias("_order")).agg(F.min("ordered_at").alias("_event")))
@@ -172,8 +178,7 @@ def read_raw(spark: SparkSession, lake: Lake, table: str, snapshot: date, only: 
     visible = (F.col("updated_at") < end) | (
         (F.col("updated_at") == F.col("_first")) & (F.col("_first") >= end) & F.coalesce(existed, F.lit(False))
     )
-    return (raw.withColumn("_first", first).where(visible)
-            .select(*contract.column_names, F.to_date("updated_at").alias("extract_date"), DELETED))
+    return raw.withColumn("_first", first).where(visible).select(*out)
 
 
 def _as_of(spark: SparkSession, lake: Lake, table: str, snapshot: date) -> DataFrame:
@@ -203,27 +208,38 @@ def latest_versions_flagged(versions: DataFrame, key: list[str]) -> DataFrame:
     dropped by the rules' checks): true when two different rows (extract_date aside, by the hash
     the rule uses) share the key and the newest updated_at.
 
-    One window over the key (one shuffle, one sort), rows ordered by updated_at (newest first),
-    row hash, then every column: the newest updated_at and the largest hash at it are
-    `max(struct(updated_at, hash))` over the key (a null updated_at sorts first in a struct, so it
-    is the newest only when every version has it, as with rank() over a descending order), the
-    smallest hash at it is the first row's, and an exact duplicate row is the row just before it."""
-    row_hash = rules.row_hash(versions)
-    rest = [c for c in versions.columns if c not in key and c != "updated_at"]
-    by_key = Window.partitionBy(*key).orderBy(F.col("updated_at").desc_nulls_last(), F.col("_row_hash"), *rest)
-    whole = by_key.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    row = F.struct(*[F.col(c) for c in versions.columns])
-    ranked = versions.withColumn("_row_hash", row_hash).select(
-        *versions.columns,
-        F.max(F.struct(F.col("updated_at").alias("t"), F.col("_row_hash").alias("h"))).over(whole).alias("_newest"),
-        F.first("_row_hash").over(whole).alias("_newest_min_hash"),
-        F.lag(row).over(by_key).alias("_previous"),
+    One aggregation per key, no window: the newest row (`max_by` over (updated_at, row hash)),
+    and the largest and smallest hashes at the newest updated_at (`max` over (updated_at, hash)
+    and over (updated_at, NOT hash): a null updated_at sorts first in a struct, so it is the newest
+    only when every version has it). A key with exactly one distinct row at its newest
+    updated_at (nearly every key) is that row; the keys with several (ties, the same version
+    extracted twice) get theirs from a join back, exact duplicate rows collapsed."""
+    cols = versions.columns
+    t = F.col("updated_at")
+    row_hash, whole = rules.row_hash(versions), F.xxhash64(*[F.col(c) for c in cols])
+
+    # each struct's value field has its own name: Sail names an aggregate by its expression text
+    def newest(column: str) -> Column:  # (newest updated_at, largest value of `column` at it)
+        return F.max(F.struct(t.alias("t"), F.col(column).alias(f"hi{column}")))
+
+    def newest_smallest(column: str) -> Column:  # (newest updated_at, NOT smallest value at it)
+        return F.max(F.struct(t.alias("t"), F.bitwise_not(F.col(column)).alias(f"lo{column}")))
+
+    per_key = versions.withColumn("_h", row_hash).withColumn("_w", whole).groupBy(*key).agg(
+        F.max_by(F.struct(*[F.col(c) for c in cols]), F.struct(t, F.col("_w"))).alias("_row"),
+        newest("_w").alias("_w_hi"), newest_smallest("_w").alias("_w_lo"),
+        newest("_h").alias("_h_hi"), newest_smallest("_h").alias("_h_lo"),
+    ).select(
+        *[F.col(k).alias(f"_k_{i}") for i, k in enumerate(key)], "_row", F.col("_w_hi.t").alias("_t"),
+        (F.col("_w_hi.hi_w") == F.bitwise_not(F.col("_w_lo.lo_w"))).alias("_single"),
+        (F.col("_h_hi.hi_h") != F.bitwise_not(F.col("_h_lo.lo_h"))).alias(rules.DUPLICATE_FLAG),
     )
-    newest = F.col("updated_at").eqNullSafe(F.col("_newest.t"))
-    repeated = row.eqNullSafe(F.col("_previous"))
-    return ranked.where(newest & ~repeated).select(
-        *versions.columns, (F.col("_newest.h") != F.col("_newest_min_hash")).alias(rules.DUPLICATE_FLAG)
-    )
+    single = per_key.where(F.col("_single")).select("_row.*", rules.DUPLICATE_FLAG)
+    several = per_key.where(~F.col("_single"))
+    match = reduce(lambda a, b: a & b, [versions[k].eqNullSafe(several[f"_k_{i}"]) for i, k in enumerate(key)])  # renamed keys
+    tied = (versions.join(F.broadcast(several), match & versions["updated_at"].eqNullSafe(several["_t"]), "inner")
+            .select(*[versions[c] for c in cols], several[rules.DUPLICATE_FLAG]).dropDuplicates())
+    return single.unionByName(tied)
 
 
 def company_start_default(customers: DataFrame) -> date | None:

@@ -123,8 +123,9 @@ def cohort_retention(months: DataFrame, cohorts: DataFrame, snapshot: date) -> D
         unbounded_active.cast("bigint").alias("unbounded_active_customers"),
         (unbounded_active / F.col("cohort_size")).alias("unbounded_retention_rate"),
         "revenue",
-        F.when(revenue_0 != 0, (F.col("revenue") / revenue_0).cast("double")).alias("revenue_vs_period_0"),
+        # ratios as doubles of doubles: a decimal quotient's scale is each engine's own choice
+        F.when(revenue_0 != 0, F.col("revenue").cast("double") / revenue_0.cast("double")).alias("revenue_vs_period_0"),
         "margin",
-        (F.sum("revenue").over(to_date) / F.col("cohort_size")).cast("double").alias("cumulative_revenue_per_customer"),
-        (F.sum("margin").over(to_date) / F.col("cohort_size")).cast("double").alias("cumulative_margin_per_customer"),
+        (F.sum("revenue").over(to_date).cast("double") / F.col("cohort_size")).alias("cumulative_revenue_per_customer"),
+        (F.sum("margin").over(to_date).cast("double") / F.col("cohort_size")).alias("cumulative_margin_per_customer"),
     )

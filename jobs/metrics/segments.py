@@ -178,7 +178,7 @@ def customer_segments(
         "preferred_channel",
         "preferred_category",
         F.coalesce("category_breadth", F.lit(0)).cast("int").alias("category_breadth"),
-        F.when(F.col("gross_revenue") > 0, (F.col("discounted_gross") / F.col("gross_revenue")).cast("double")).alias(
+        F.when(F.col("gross_revenue") > 0, F.col("discounted_gross").cast("double") / F.col("gross_revenue").cast("double")).alias(
             "discount_sensitivity"
         ),
         F.when(F.col("satisfaction_count") > 0, satisfaction.cast("double")).alias("satisfaction_score"),
