@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from devtools import bench
 from devtools.bench.duckdb_reference import clean_snapshot
 
 HEADLINE_KEYS = (
@@ -100,6 +101,8 @@ def test_sail_agrees_with_duckdb_and_with_spark_on_every_column(tiny_bench: tupl
     its three marts equal JVM Spark's row for row, every column (doubles to 1e-9)."""
     _, result, text, _ = tiny_bench
     sail = result["sail"]
+    assert sail["errors"] == {}
+    assert sail["memory_pool_bytes"] == 8 * 1024**3  # the default --sail-memory 8g
     assert set(sail["clean_check"]) == set(CLEAN_TABLES)
     for name, check in sail["clean_check"].items():
         assert check["mismatches"] == 0 and check["same_hash"] is True, (name, check)
@@ -409,3 +412,14 @@ def test_progress_bar_on_a_terminal(spark: Any, tmp_path: Path) -> None:
     result = json.loads(lines[-1])
     assert result["checks_passed"] is True
     assert not any("spark metric stage" in line for line in lines)
+
+
+@pytest.mark.parametrize(("size", "expected"), [("8g", 8 * 1024**3), ("512m", 512 * 1024**2), ("1.5G", 3 * 1024**3 // 2),
+                                                ("1048576", 1048576), ("0", None)])
+def test_sail_memory_sizes(size: str, expected: int | None) -> None:
+    assert bench._bytes(size) == expected
+
+
+def test_sail_memory_refuses_a_size_it_cannot_read() -> None:
+    with pytest.raises(SystemExit, match="--sail-memory '8 gigs'"):
+        bench._bytes("8 gigs")

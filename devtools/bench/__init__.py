@@ -90,6 +90,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--sail", action="store_true",
                         help="also run both stages on Sail (a pysail Spark Connect server the bench starts), "
                         "checked against the DuckDB reference like Spark's")
+    parser.add_argument("--sail-memory", default="8g", metavar="SIZE",
+                        help="Sail's operator memory pool (DataFusion's fair spill pool; beyond it operators "
+                        "spill to the workdir); 0 for Sail's default, unbounded (default: 8g)")
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -457,8 +460,10 @@ class Bench:
         return data
 
     def _sail(self, out: dict[str, Any], lines: int, max_amount: float, ref_dir: Path) -> int:
-        """Both stages on Sail, in a child process (devtools.bench.sail_stage) against a Sail server
-        started for the purpose; checked against the DuckDB reference. Returns the mismatches."""
+        """Both stages on Sail, each in a child process (devtools.bench.sail_stage) against a Sail
+        server started for it, its operators bounded by --sail-memory; checked against the DuckDB
+        reference and JVM Spark. A lost server is reported in `errors`, not raised: the other
+        figures still stand. Returns the mismatches."""
         from devtools.bench.duckdb_reference import (
             check_clean_files,
             check_marts,
@@ -471,32 +476,50 @@ class Bench:
         from jobs.platform.state_tables import CLEAN_TABLES
 
         sail_out = self.out_dir / "sail"
-        with sail_server(self.workdir / "sail-server.log") as server:
-            res = _child("devtools.bench.sail_stage", [
-                "--url", server.url, "--lake", str(self.lake_dir), "--snapshot", SNAPSHOT.isoformat(),
-                "--out", str(sail_out), "--max-order-amount", repr(max_amount), "--server-pid", str(server.pid),
-            ], timeout=None)
+        memory = _bytes(self.args.sail_memory)
+        sail: dict[str, Any] = {"memory_pool_bytes": memory, "server_peak_rss_mb": {}, "errors": {}}
         stages = {"inputs": ("sail inputs: raw -> clean", "inputs_duckdb_seconds", "inputs_duckdb_cpu_seconds"),
                   "marts": ("sail metrics: clean -> 3 marts", "duckdb_seconds", "duckdb_cpu_seconds"),
                   "marts_again": ("sail metrics again, same server", "repeat_duckdb_seconds", "repeat_duckdb_cpu_seconds")}
-        sail: dict[str, Any] = {"session_start_seconds": res["session_start"]["seconds"],
-                                "server_peak_rss_mb": res.get("server_peak_rss_mb"), "client_cpu_seconds": res.get("cpu_seconds")}
-        self.phases.append(Phase("sail session start", res["session_start"]["seconds"], None, None, None, "Spark Connect"))
-        for stage, (name, duckdb_key, duckdb_cpu_key) in stages.items():
-            r = res[stage]
-            sail[f"{stage}_seconds"] = r["seconds"]
-            sail[f"{stage}_server_cpu_seconds"] = r["server_cpu_seconds"]
-            sail[f"{stage}_ratio"] = _ratio(r["seconds"], out.get(duckdb_key))
-            sail[f"{stage}_cpu_ratio"] = _ratio(r["server_cpu_seconds"], out.get(duckdb_cpu_key))
-            self.phases.append(Phase(name, r["seconds"], lines, None, res.get("server_peak_rss_mb"), "Sail server",
-                                     cpu=r["server_cpu_seconds"], vs_duckdb=sail[f"{stage}_ratio"]))
-        sail["total_seconds"] = res["inputs"]["seconds"] + res["marts"]["seconds"]
+        for part, part_stages in (("inputs", ("inputs",)), ("marts", ("marts", "marts_again"))):
+            # one server per part: a server lost in one (out of memory) leaves the other's figures
+            with sail_server(self.workdir / f"sail-server-{part}.log", memory, self.workdir / "sail-spill") as server:
+                try:
+                    res = _child("devtools.bench.sail_stage", [
+                        "--url", server.url, "--stage", part, "--lake", str(self.lake_dir), "--snapshot",
+                        SNAPSHOT.isoformat(), "--out", str(sail_out), "--max-order-amount", repr(max_amount),
+                        "--server-pid", str(server.pid)], timeout=None)
+                except RuntimeError as exc:
+                    res = None
+                    time.sleep(1)  # let a killed server's exit status arrive
+                    sail["errors"][part] = server.death() or str(exc)[-500:]
+            if res is None:
+                for stage in part_stages:
+                    sail.update({f"{stage}_seconds": None, f"{stage}_server_cpu_seconds": None,
+                                 f"{stage}_ratio": None, f"{stage}_cpu_ratio": None})
+                    self.phases.append(Phase(stages[stage][0], None, lines, None, None, sail["errors"][part]))
+                continue
+            sail["server_peak_rss_mb"][part] = res.get("server_peak_rss_mb")
+            sail.setdefault("session_start_seconds", res["session_start"]["seconds"])
+            for stage in part_stages:
+                name, duckdb_key, duckdb_cpu_key = stages[stage]
+                r = res[stage]
+                sail[f"{stage}_seconds"] = r["seconds"]
+                sail[f"{stage}_server_cpu_seconds"] = r["server_cpu_seconds"]
+                sail[f"{stage}_ratio"] = _ratio(r["seconds"], out.get(duckdb_key))
+                sail[f"{stage}_cpu_ratio"] = _ratio(r["server_cpu_seconds"], out.get(duckdb_cpu_key))
+                self.phases.append(Phase(name, r["seconds"], lines, None, res.get("server_peak_rss_mb"), "Sail server",
+                                         cpu=r["server_cpu_seconds"], vs_duckdb=sail[f"{stage}_ratio"]))
+        sail["total_seconds"] = _sum(sail["inputs_seconds"], sail["marts_seconds"])
         sail["total_ratio"] = _ratio(sail["total_seconds"], out.get("total_duckdb_seconds"))
-        clean = check_clean_files({t: sail_out / "clean" / t for t in CLEAN_TABLES}, clean_dir(ref_dir))
-        marts = check_marts({m: sail_out / "marts" / m for m in BENCH_MARTS}, ref_dir)
-        # and row for row against JVM Spark's marts, every column
-        same = check_same_marts({m: sail_out / "marts" / m for m in BENCH_MARTS},
-                                {m: mart_snapshot(self.lake_dir, m, SNAPSHOT) for m in BENCH_MARTS})
+        clean = {} if "inputs" in sail["errors"] else check_clean_files(
+            {t: sail_out / "clean" / t for t in CLEAN_TABLES}, clean_dir(ref_dir))
+        marts, same = {}, {}
+        if "marts" not in sail["errors"]:
+            marts = check_marts({m: sail_out / "marts" / m for m in BENCH_MARTS}, ref_dir)
+            # and row for row against JVM Spark's marts, every column
+            same = check_same_marts({m: sail_out / "marts" / m for m in BENCH_MARTS},
+                                    {m: mart_snapshot(self.lake_dir, m, SNAPSHOT) for m in BENCH_MARTS})
         sail["clean_check"] = {name: c.as_dict() for name, c in clean.items()}
         sail["check"] = {name: c.as_dict() for name, c in marts.items()}
         sail["spark_check"] = {name: c.as_dict() for name, c in same.items()}
@@ -588,6 +611,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _bytes(size: str) -> int | None:
+    """'8g', '512m', '1073741824' -> bytes; '0' -> None (no limit)."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    text = size.strip().lower()
+    try:
+        value = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise SystemExit(f"crm-metrics bench: --sail-memory {size!r}: give a size such as 8g, 512m or 0") from None
+    return value or None
+
+
 def _sum(*xs: float | None) -> float | None:
     return None if any(x is None for x in xs) else sum(x for x in xs if x is not None)
 
@@ -672,6 +706,8 @@ def print_table(result: dict[str, Any]) -> None:
                   f"{_f(sail[k + '_ratio']):>13} {_f(sail[k + '_server_cpu_seconds'], '.1f'):>12} "
                   f"{_f(result.get(d + 'duckdb_cpu_seconds'), '.1f'):>13} {_f(sail[k + '_cpu_ratio']):>10}")
         print(f"{'total':<44} {_f(sail['total_seconds']):>9} {_f(result.get('total_duckdb_seconds')):>9} {_f(sail['total_ratio']):>13}")
+        for part, error in sail["errors"].items():
+            print(f"Sail {part} stage failed: {error}")
     spark_ratio = result.get("ratio") or float("nan")
     cpu_ratio = result.get("cpu_ratio")
     cpu_note = f"; CPU seconds {cpu_ratio:.2f}x" if cpu_ratio else ""

@@ -2,7 +2,8 @@
 on DataFusion), reached through Spark Connect and running the project's own PySpark code.
 
 A child process of `crm-metrics bench --sail` (a Spark Connect session and the bench's classic
-local session do not share one Python process):
+local session do not share one Python process), one per stage and server, so that a server lost
+in one stage (out of memory) leaves the other stage's figures standing:
 
 1. inputs stage: the raw Delta tables -> jobs.clean.snapshot_inputs.load_inputs -> clean_inputs,
    written as Parquet to <out>/clean/<table> (Sail 0.7 writes Delta tables but not the lake's
@@ -20,6 +21,8 @@ and the URL of a running Sail server. The server's CPU seconds and peak memory a
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -45,6 +48,17 @@ LOOPBACK = "127.0.0.1"
 class SailServer:
     url: str
     pid: int
+    process: subprocess.Popen[bytes]
+
+    def death(self) -> str | None:
+        """Why the server is gone, when it is: a SIGKILL here is almost always the kernel's
+        out-of-memory killer (the server's own pool limit bounds only its operators)."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        if code == -9:
+            return "the Sail server was killed (SIGKILL: the kernel's out-of-memory killer, see dmesg)"
+        return f"the Sail server exited with {code}"
 
 
 def _port_open(port: int) -> bool:
@@ -53,9 +67,12 @@ def _port_open(port: int) -> bool:
 
 
 @contextmanager
-def sail_server(log_file: Path, timeout: float = 60.0) -> Iterator[SailServer]:
+def sail_server(log_file: Path, memory_bytes: int | None = None, spill_dir: Path | None = None,
+                timeout: float = 60.0) -> Iterator[SailServer]:
     """A Sail server on a free loopback port (`sail spark server`, the `sail` command pysail
-    installs beside this interpreter), stopped on exit."""
+    installs beside this interpreter), stopped on exit. `memory_bytes` bounds its operators with
+    DataFusion's fair spill pool (they spill to `spill_dir` beyond it); without it the pool is
+    unbounded, Sail's default."""
     binary = Path(sys.executable).with_name("sail")
     if not binary.exists():
         raise FileNotFoundError(f"no {binary}: pysail is a test dependency, run make install")
@@ -63,16 +80,22 @@ def sail_server(log_file: Path, timeout: float = 60.0) -> Iterator[SailServer]:
         sock.bind((LOOPBACK, 0))
         port = int(sock.getsockname()[1])
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if memory_bytes:
+        env |= {"SAIL_RUNTIME__MEMORY_POOL__TYPE": "fair", "SAIL_RUNTIME__MEMORY_POOL__FAIR__MAX_SIZE": str(memory_bytes)}
+    if spill_dir:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        env["SAIL_RUNTIME__TEMPORARY_FILES__PATHS"] = json.dumps([str(spill_dir)])
     with log_file.open("w") as out:
         proc = subprocess.Popen([str(binary), "spark", "server", "--ip", LOOPBACK, "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + timeout
         while not _port_open(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the Sail server did not start on port {port}: see {log_file}")
             time.sleep(0.2)
-        yield SailServer(f"sc://{LOOPBACK}:{port}", proc.pid)
+        yield SailServer(f"sc://{LOOPBACK}:{port}", proc.pid, proc)
     finally:
         proc.terminate()
         try:
@@ -120,9 +143,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     spark.range(1).count()
     result: dict[str, Any] = {"session_start": clock.stop()}
     lake = Lake.at(args.lake)
-    result["inputs"] = inputs_stage(spark, lake, args.snapshot, args.out, args.max_order_amount, args.server_pid)
-    result["marts"] = metric_stage(spark, lake, args.snapshot, args.out, args.server_pid)
-    result["marts_again"] = metric_stage(spark, lake, args.snapshot, args.out / "again", args.server_pid)
+    if args.stage == "inputs":
+        result["inputs"] = inputs_stage(spark, lake, args.snapshot, args.out, args.max_order_amount, args.server_pid)
+    else:
+        result["marts"] = metric_stage(spark, lake, args.snapshot, args.out, args.server_pid)
+        result["marts_again"] = metric_stage(spark, lake, args.snapshot, args.out / "again", args.server_pid)
     result["server_peak_rss_mb"] = peak_rss_mb(args.server_pid) if args.server_pid else None
     spark.stop()
     return result
@@ -131,6 +156,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the Sail server, sc://host:port")
+    parser.add_argument("--stage", choices=("inputs", "marts"), required=True,
+                        help="inputs: raw -> clean; marts: clean -> the three marts, twice on the same server")
     parser.add_argument("--lake", required=True)
     parser.add_argument("--snapshot", type=date.fromisoformat, required=True)
     parser.add_argument("--out", type=Path, required=True)
